@@ -1,0 +1,15 @@
+"""Stage kinds. Importing this package fills STAGES (explicit registry: one import per kind)."""
+
+from reasondistill.stages import (  # noqa: F401  (imported for their registration side effect)
+    data,
+    evaluate,
+    filter,
+    format,
+    generate,
+    report,
+    sft,
+    tokenizer,
+)
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
+
+__all__ = ["STAGES", "Stage", "StageConfig", "StageContext"]
