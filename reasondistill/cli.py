@@ -1,0 +1,106 @@
+"""Command line: `reasondistill run RECIPE [key.sub=value ...]`, `reasondistill list`.
+
+Bad input (recipe, data row, model pair, server) prints one `error:` line per problem and
+exits with code 2; nothing is written before the recipe validates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from reasondistill.errors import ReasonDistillError
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reasondistill", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a recipe (skips completed stages, resumes partial ones)")
+    run.add_argument("recipe", help="path to a recipe YAML file")
+    run.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. stages.teacher.train.max_steps=50")
+    run.add_argument("--dry-run", action="store_true", help="print the resolved config and stage plan; run nothing")
+    run.add_argument("--runs-dir", help="where runs go (overrides the recipe's runs_dir)")
+    sub.add_parser("list", help="list registered stage kinds, tasks and teachers")
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _list()
+    except ReasonDistillError as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: completed stages are kept; rerun to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from reasondistill.pipeline import plan
+    from reasondistill.recipe import load_recipe
+    from reasondistill.runner import run_plan
+
+    overrides = list(args.overrides) + ([f"runs_dir={args.runs_dir}"] if args.runs_dir else [])
+    recipe, _ = load_recipe(args.recipe, overrides)
+    instances = plan(recipe)
+    if args.dry_run:
+        _print_plan(recipe, instances)
+        return 0
+    run_plan(recipe, instances)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for inst in instances:
+            table = inst.out_dir / "results.md"
+            if inst.kind == "report" and table.exists():
+                print("\n" + table.read_text(encoding="utf-8"))
+    return 0
+
+
+def _print_plan(recipe, instances) -> None:
+    resolved = {
+        "name": recipe.name,
+        "seed": recipe.seed,
+        "runs_dir": recipe.runs_dir,
+        "stages": {i.name: i.cfg.model_dump(mode="json") for i in instances},
+    }
+    print("# resolved config")
+    print(yaml.safe_dump(resolved, sort_keys=False))
+    print("# stage plan")
+    for n, inst in enumerate(instances, 1):
+        status = "done" if inst.done else ("partial" if inst.out_dir.exists() else "todo")
+        deps = f"  <- {', '.join(inst.deps)}" if inst.deps else ""
+        print(f"{n:>3}. {inst.name} ({inst.kind}) {inst.hash[:10]} [{status}]{deps}")
+    print(f"\nruns under {Path(recipe.runs_dir) / recipe.name}")
+
+
+def _list() -> int:
+    from reasondistill.stages import STAGES
+    from reasondistill.tasks import TASKS
+    from reasondistill.teachers import TEACHERS
+
+    for title, reg in (("stage kinds", STAGES), ("tasks", TASKS), ("teachers", TEACHERS)):
+        print(f"{title}: {', '.join(reg.names())}")
+    return 0
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

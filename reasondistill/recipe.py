@@ -1,0 +1,162 @@
+"""Recipes: one YAML file per experiment, validated before any work starts.
+
+```yaml
+name: quickstart          # runs go to <runs_dir>/<name>/
+seed: 0                   # default seed of every stage that does not set its own
+runs_dir: runs
+stages:                   # name -> stage config; `kind` picks the stage kind (see `reasondistill list`)
+  data: {kind: data, task: arithmetic, ...}
+  student:
+    kind: sft
+    matrix: {seed: [0, 1, 2]}   # one stage instance per value (see pipeline.py)
+```
+Command-line overrides `key.sub=value` are applied to the YAML before validation; values
+are parsed as YAML scalars (`train.lr=3e-4` is a float, `lora=null` is None).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, get_origin
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from reasondistill.errors import RecipeError
+from reasondistill.stages.base import StrictModel
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Recipe(StrictModel):
+    """Top level of a recipe file. Stage sections are validated by pipeline.plan, per kind."""
+
+    name: str = Field(description="experiment name; runs go to <runs_dir>/<name>/")
+    description: str | None = None
+    seed: int = Field(0, description="default seed for stages that do not set one")
+    runs_dir: str = Field("runs", description="where run directories are created")
+    stages: dict[str, dict[str, Any]] = Field(description="stage name -> stage config")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-', '.'")
+        return v
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_names_ok(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("a recipe needs at least one stage")
+        for name in v:
+            if not _NAME.match(name):
+                raise ValueError(f"stage name {name!r}: use letters, digits, '_', '-', '.'")
+        return v
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, dict]:
+    """Read, override and validate the top level of a recipe; returns (recipe, raw dict after overrides)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping with `name` and `stages`")
+    for ov in overrides or []:
+        apply_override(raw, ov)
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise RecipeError(format_validation_error(e, Recipe)) from None
+    return recipe, raw
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Set `a.b.c=value` in the nested dict `raw` (creating mappings on the way)."""
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"override {override!r}: expected key.sub=value")
+    parts = key.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise RecipeError(f"override {override!r}: {'.'.join(parts[: i + 1])} is not a mapping")
+        node = nxt
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """`base` with `extra` merged in; keys of `extra` may be dotted paths ('train.lr')."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def format_validation_error(err: ValidationError, model: type, prefix: str = "") -> str:
+    """One line per problem: the dotted key, what is wrong, and for unknown keys what is allowed."""
+    lines = []
+    for e in err.errors():
+        loc, models = _walk(model, e["loc"])
+        key = ".".join(([prefix] if prefix else []) + loc) or prefix or "recipe"
+        if e["type"] == "extra_forbidden":
+            _, parents = _walk(model, e["loc"][:-1])
+            allowed = sorted({k for m in parents for k in m.model_fields})
+            msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        elif e["type"] == "missing":
+            msg = "missing (required)"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {msg}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _models_in(tp: Any) -> list[type]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return [m for arg in getattr(tp, "__args__", ()) or () for m in _models_in(arg)]
+
+
+def _walk(model: type, loc: tuple) -> tuple[list[str], list[type]]:
+    """Clean a pydantic error location (drop union-member tags) and find the models at its end."""
+    current, clean, expect_key = [model], [], False
+    for part in loc:
+        if isinstance(part, int) or expect_key:
+            clean.append(str(part))
+            expect_key = False
+            continue
+        fields = [m.model_fields[part] for m in current if part in m.model_fields]
+        if not fields:
+            # A discriminated-union tag ('hf') or a validator wrapper name: not a key the user wrote.
+            if len(current) > 1 or "[" in part or part.startswith("function-"):
+                continue
+            clean.append(part)
+            continue
+        clean.append(part)
+        ann = fields[0].annotation
+        expect_key = get_origin(ann) is dict
+        current = _models_in(ann) or current
+    return clean, current

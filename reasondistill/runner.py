@@ -1,0 +1,114 @@
+"""Execute a planned recipe: skip completed stages, resume partial ones, mark completion last.
+
+Layout: <runs_dir>/<recipe>/<stage>-<hash>/ holds the stage's files, `config.yaml` (its
+resolved config), `stage.json` (name, kind, matrix coordinates, hash, inputs) and, written
+last and atomically, the `_COMPLETE` marker. A directory without the marker is a partial
+run: the stage's `run` resumes from what is there (appended traces, a training checkpoint).
+
+Under `accelerate launch` every process runs this loop. Stages marked `distributed`
+(training) run on all ranks; the others run on rank 0 while the rest wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from reasondistill.errors import ReasonDistillError
+from reasondistill.pipeline import MARKER, StageInstance
+from reasondistill.recipe import Recipe
+from reasondistill.records import write_json_atomic
+from reasondistill.stages import STAGES, StageContext
+
+log = logging.getLogger("reasondistill")
+_META = {"config.yaml", "stage.json"}
+
+
+class _Dist:
+    """Rank and barrier; a no-op unless launched with several processes."""
+
+    def __init__(self) -> None:
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            # Non-training stages (teacher generation) can keep rank 0 busy for hours while
+            # the other ranks wait at a barrier: the default 30-minute timeout would kill them.
+            self.state = PartialState(timeout=datetime.timedelta(days=2))
+
+    @property
+    def is_main(self) -> bool:
+        return self.state is None or self.state.is_main_process
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def run_plan(recipe: Recipe, instances: list[StageInstance], echo=print) -> dict[str, dict]:
+    """Run every instance not yet complete; returns {instance name: summary}."""
+    dist = _Dist()
+    dirs = {i.name: i.out_dir for i in instances}
+    summaries: dict[str, dict] = {}
+    if dist.is_main:
+        root = Path(recipe.runs_dir) / recipe.name
+        root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(root / "plan.json", {i.name: str(i.out_dir) for i in instances})
+    for n, inst in enumerate(instances, 1):
+        head = f"[{n}/{len(instances)}] {inst.name} ({inst.kind})"
+        if inst.done:
+            summaries[inst.name] = _read_marker(inst)
+            if dist.is_main:
+                echo(f"{head}: done, skipped  {inst.out_dir}")
+            continue
+        stage = STAGES.get(inst.kind)()
+        if stage.distributed or dist.is_main:
+            resumed = inst.out_dir.exists()
+            if dist.is_main:
+                echo(f"{head}: {'resuming' if resumed else 'running'}  {inst.out_dir}")
+                _write_meta(inst)
+            if stage.distributed:
+                dist.barrier()  # rank 0 has written the metadata before any rank starts
+            t0 = time.time()
+            ctx = StageContext(inst.name, inst.cfg, inst.out_dir, inst.coords, dirs)
+            try:
+                summary = stage.run(ctx) or {}
+            except BaseException:
+                if dist.is_main:
+                    _drop_if_empty(inst.out_dir)
+                raise
+            summary = {"seconds": round(time.time() - t0, 2), **summary}
+            if dist.is_main:
+                write_json_atomic(inst.out_dir / MARKER, summary)
+                echo(f"{head}: finished in {summary['seconds']:.1f}s")
+            summaries[inst.name] = summary
+        dist.barrier()
+        if not inst.done:
+            raise ReasonDistillError(f"stage {inst.name} did not complete on rank 0")
+        summaries.setdefault(inst.name, _read_marker(inst))
+    return summaries
+
+
+def _write_meta(inst: StageInstance) -> None:
+    inst.out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = inst.cfg.model_dump(mode="json")
+    (inst.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    meta = {"name": inst.name, "kind": inst.kind, "coords": inst.coords, "hash": inst.hash, "inputs": inst.deps}
+    write_json_atomic(inst.out_dir / "stage.json", meta)
+
+
+def _drop_if_empty(out_dir: Path) -> None:
+    """A stage that failed before writing any output leaves no directory behind."""
+    if out_dir.exists() and {p.name for p in out_dir.iterdir()} <= _META:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _read_marker(inst: StageInstance) -> dict:
+    return json.loads((inst.out_dir / MARKER).read_text(encoding="utf-8"))
