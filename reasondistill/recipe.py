@@ -30,6 +30,21 @@ from reasondistill.stages.base import StrictModel
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `3e-4` (no dot) as a string; learning rates are written that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 class Recipe(StrictModel):
     """Top level of a recipe file. Stage sections are validated by pipeline.plan, per kind."""
 
@@ -63,7 +78,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[R
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -94,7 +109,7 @@ def apply_override(raw: dict, override: str) -> None:
             raise RecipeError(f"override {override!r}: {'.'.join(parts[: i + 1])} is not a mapping")
         node = nxt
     try:
-        node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
+        node[parts[-1]] = parse_yaml(value) if value != "" else ""
     except yaml.YAMLError:
         node[parts[-1]] = value
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from reasondistill.registry import Registry
 
@@ -22,14 +23,16 @@ from reasondistill.registry import Registry
 class StageRef(str):
     """The name of another stage of the recipe; the pipeline rewrites it to a stage instance name."""
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        # Validate as a non-empty string, keep the StageRef type (the planner finds references
+        # by isinstance), and serialize back to a plain string.
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(min_length=1), serialization=core_schema.to_string_ser_schema()
+        )
 
-def _to_ref(v: Any) -> StageRef:
-    if not isinstance(v, str) or not v:
-        raise ValueError("must be the name of another stage")
-    return StageRef(v)
 
-
-Ref = Annotated[StageRef, BeforeValidator(_to_ref)]
+Ref = StageRef  # the annotation stage configs use for a reference to another stage
 
 
 class StrictModel(BaseModel):
