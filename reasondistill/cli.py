@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. stages.teacher.train.max_steps=50")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and stage plan; run nothing")
     run.add_argument("--runs-dir", help="where runs go (overrides the recipe's runs_dir)")
+    run.add_argument("--smoke", action="store_true", help="apply the recipe's `smoke` overrides (CPU smoke size)")
     sub.add_parser("list", help="list registered stage kinds, tasks and teachers")
     args = parser.parse_args(argv)
     _quiet_libraries()
@@ -49,7 +50,7 @@ def _run(args) -> int:
     from reasondistill.runner import run_plan
 
     overrides = list(args.overrides) + ([f"runs_dir={args.runs_dir}"] if args.runs_dir else [])
-    recipe, _ = load_recipe(args.recipe, overrides)
+    recipe, _ = load_recipe(args.recipe, overrides, smoke=args.smoke)
     instances = plan(recipe)
     if args.dry_run:
         _print_plan(recipe, instances)

@@ -53,6 +53,10 @@ class Recipe(StrictModel):
     seed: int = Field(0, description="default seed for stages that do not set one")
     runs_dir: str = Field("runs", description="where run directories are created")
     stages: dict[str, dict[str, Any]] = Field(description="stage name -> stage config")
+    smoke: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dotted-key overrides applied by `--smoke`: the recipe's CPU smoke size (run by the tests)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -72,8 +76,12 @@ class Recipe(StrictModel):
         return v
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe, dict]:
-    """Read, override and validate the top level of a recipe; returns (recipe, raw dict after overrides)."""
+def load_recipe(path: str | Path, overrides: list[str] | None = None, smoke: bool = False) -> tuple[Recipe, dict]:
+    """Read, override and validate the top level of a recipe; returns (recipe, raw dict after overrides).
+
+    With `smoke`, the recipe's own `smoke` overrides apply first (command-line ones after),
+    and runs go to `<name>-smoke` so smoke runs never mix with full-size ones.
+    """
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
@@ -85,6 +93,13 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> tuple[R
         raise RecipeError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping with `name` and `stages`")
+    if smoke:
+        smoke_overrides = raw.get("smoke") or {}
+        if not isinstance(smoke_overrides, dict) or not smoke_overrides:
+            raise RecipeError(f"{path}: --smoke needs a `smoke:` mapping of dotted-key overrides in the recipe")
+        for key, value in smoke_overrides.items():
+            set_dotted(raw, str(key), value)
+        raw["name"] = f"{raw.get('name')}-smoke"
     for ov in overrides or []:
         apply_override(raw, ov)
     try:
@@ -99,6 +114,15 @@ def apply_override(raw: dict, override: str) -> None:
     key, sep, value = override.partition("=")
     if not sep or not key:
         raise RecipeError(f"override {override!r}: expected key.sub=value")
+    try:
+        parsed = parse_yaml(value) if value != "" else ""
+    except yaml.YAMLError:
+        parsed = value
+    set_dotted(raw, key, parsed)
+
+
+def set_dotted(raw: dict, key: str, value: Any) -> None:
+    """raw[a][b][c] = value for key 'a.b.c', creating mappings on the way."""
     parts = key.split(".")
     node = raw
     for i, part in enumerate(parts[:-1]):
@@ -106,12 +130,9 @@ def apply_override(raw: dict, override: str) -> None:
         if nxt is None:
             nxt = node[part] = {}
         if not isinstance(nxt, dict):
-            raise RecipeError(f"override {override!r}: {'.'.join(parts[: i + 1])} is not a mapping")
+            raise RecipeError(f"override {key}: {'.'.join(parts[: i + 1])} is not a mapping")
         node = nxt
-    try:
-        node[parts[-1]] = parse_yaml(value) if value != "" else ""
-    except yaml.YAMLError:
-        node[parts[-1]] = value
+    node[parts[-1]] = value
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
