@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from reasondistill.errors import RecipeError, ReasonDistillError
+from reasondistill.errors import ReasonDistillError, RecipeError
 from reasondistill.pipeline import plan
 from reasondistill.recipe import Recipe, apply_override
 from reasondistill.runner import run_plan

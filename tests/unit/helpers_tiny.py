@@ -1,0 +1,70 @@
+"""Tiny, offline model + tokenizer fixtures for generation tests (no hub, no models/ package).
+
+A byte-level BPE tokenizer trained on a few lines (so any string round-trips) with a
+Llama-style BOS post-processor, and a 2-layer random Llama sized to its vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from reasondistill.records import Example
+
+CORPUS = [
+    "Question: what is 2 + 3?\nReasoning: 2 plus 3 is 5\nAnswer: 5",
+    "Question: reverse abc\nAnswer: cba\nReasoning: read it backwards",
+    "Question: sort 3 1 2\nReasoning: smallest first\nAnswer: 1 2 3",
+] * 20
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def tiny_model(tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def examples(n: int, split: str = "test") -> list[Example]:
+    return [
+        Example(
+            id=f"ex{i}",
+            task="toy",
+            question=f"what is {i} + {i}?" + " pad" * (i % 3),  # varied lengths exercise left padding
+            answer=str(2 * i),
+            rationale=f"{i} plus {i} is {2 * i}",
+            split=split,
+        )
+        for i in range(n)
+    ]
+
+
+def fake_verify(example: Example, answer: str) -> bool:
+    return answer == example.answer
