@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -176,6 +176,12 @@ def _models_in(tp: Any) -> list[type]:
     return [m for arg in getattr(tp, "__args__", ()) or () for m in _models_in(arg)]
 
 
+def _kind_tags(model: type) -> tuple:
+    """The values a model's `kind: Literal[...]` field accepts (the union tags it answers to)."""
+    field = model.model_fields.get("kind")
+    return get_args(field.annotation) if field is not None else ()
+
+
 def _walk(model: type, loc: tuple) -> tuple[list[str], list[type]]:
     """Clean a pydantic error location (drop union-member tags) and find the models at its end."""
     current, clean, expect_key = [model], [], False
@@ -186,8 +192,10 @@ def _walk(model: type, loc: tuple) -> tuple[list[str], list[type]]:
             continue
         fields = [m.model_fields[part] for m in current if part in m.model_fields]
         if not fields:
-            # A discriminated-union tag ('hf') or a validator wrapper name: not a key the user wrote.
+            # A discriminated-union tag ('hf') or a validator wrapper name: not a key the user
+            # wrote. A tag narrows the union to the member whose `kind` it names.
             if len(current) > 1 or "[" in part or part.startswith("function-"):
+                current = [m for m in current if part in _kind_tags(m)] or current
                 continue
             clean.append(part)
             continue

@@ -1,0 +1,1 @@
+"""Evaluation: batched generation, answer extraction (traces.format), metrics with intervals."""

@@ -1,0 +1,1 @@
+"""Reports: results tables (json, markdown), seed summaries, plots."""

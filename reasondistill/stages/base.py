@@ -14,31 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
-from pydantic_core import core_schema
-
+from reasondistill.config import Ref, StageRef, StrictModel  # noqa: F401  (re-exported)
 from reasondistill.registry import Registry
-
-
-class StageRef(str):
-    """The name of another stage of the recipe; the pipeline rewrites it to a stage instance name."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
-        # Validate as a non-empty string, keep the StageRef type (the planner finds references
-        # by isinstance), and serialize back to a plain string.
-        return core_schema.no_info_after_validator_function(
-            cls, core_schema.str_schema(min_length=1), serialization=core_schema.to_string_ser_schema()
-        )
-
-
-Ref = StageRef  # the annotation stage configs use for a reference to another stage
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors (a typo must not be ignored)."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class StageConfig(StrictModel):

@@ -1,1 +1,86 @@
-"""Stage module (being written)."""
+"""`evaluate` stage: accuracy of a model on splits of a data stage, with 95% Wilson intervals.
+
+Output: out_dir/predictions.jsonl (one row per example and split) and out_dir/metrics.json
+{split: {n, correct, accuracy, ci_low, ci_high, mean_generated_tokens}}, both written
+atomically at the end; per-split partial files let a killed run resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field
+
+from reasondistill.evaluate.generate import default_device
+from reasondistill.evaluate.metrics import accuracy_summary
+from reasondistill.evaluate.predict import predict_split
+from reasondistill.records import Example, write_json_atomic, write_jsonl_atomic
+from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
+from reasondistill.stages.common import ModelSource
+
+
+class EvaluateConfig(StageConfig):
+    kind: Literal["evaluate"]
+    model: ModelSource
+    data: Ref  # a data stage
+    splits: list[str] = Field(min_length=1)
+    limit: int | None = Field(None, ge=1, description="first N examples of each split")
+    batch_size: int = Field(64, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    # Stop after the answer line: no test-time reasoning (arXiv 2406.14511); meant for
+    # students trained with placement "after" or "none".
+    label_first: bool = False
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+
+
+def load_inputs(
+    cfg: EvaluateConfig, ctx: StageContext
+) -> tuple[Any, Any, Callable, dict[str, list[Example]]]:
+    """(model, tokenizer, verify, {split: examples}). Tests replace this to avoid real models/tasks."""
+    from reasondistill.models.load import load_model  # lazy: heavy, and no import cycle
+    from reasondistill.tasks import load_examples, load_task
+
+    data_dir = ctx.path(cfg.data)
+    splits = {s: load_examples(data_dir, s, cfg.limit) for s in cfg.splits}  # bad split fails early
+    verify = load_task(data_dir).verify
+    model, tokenizer = load_model(cfg.model.resolve(ctx), device=default_device())
+    return model, tokenizer, verify, splits
+
+
+class EvaluateStage(Stage):
+    Config = EvaluateConfig
+
+    def run(self, ctx: StageContext) -> dict:
+        cfg: EvaluateConfig = ctx.cfg
+        model, tokenizer, verify, splits = load_inputs(cfg, ctx)
+        model.eval()
+        rows, metrics = [], {}
+        for split, examples in splits.items():
+            partial = ctx.out_dir / f"predictions.{split}.partial.jsonl"
+            preds = predict_split(
+                model,
+                tokenizer,
+                examples,
+                verify,
+                split=split,
+                partial_path=partial,
+                batch_size=cfg.batch_size,
+                max_new_tokens=cfg.max_new_tokens,
+                label_first=cfg.label_first,
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+            )
+            metrics[split] = accuracy_summary(
+                [p["correct"] for p in preds], [p["generated_tokens"] for p in preds]
+            )
+            ctx.log.info("%s %s: accuracy %s on %d", ctx.name, split, metrics[split]["accuracy"], len(preds))
+            rows.extend(preds)
+        write_jsonl_atomic(ctx.out_dir / "predictions.jsonl", rows)
+        write_json_atomic(ctx.out_dir / "metrics.json", metrics)
+        for split in splits:
+            (ctx.out_dir / f"predictions.{split}.partial.jsonl").unlink(missing_ok=True)
+        return {s: {"accuracy": m["accuracy"], "n": m["n"]} for s, m in metrics.items()}
+
+
+STAGES.register("evaluate", EvaluateStage)

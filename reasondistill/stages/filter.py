@@ -1,1 +1,36 @@
-"""Stage module (being written)."""
+"""`filter` stage: keep traces by verifier score (rejection sampling keeps the correct ones).
+
+Output: out_dir/traces.jsonl (same schema as the input, written atomically).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from reasondistill.records import Trace, read_jsonl, write_jsonl_atomic
+from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
+from reasondistill.traces.filters import filter_traces
+
+
+class FilterConfig(StageConfig):
+    kind: Literal["filter"]
+    traces: Ref  # a generate (or filter) stage
+    keep: Literal["correct", "all", "wrong"] = "correct"  # correct: score == 1.0
+    one_per_example: bool = True  # the lowest-index matching sample of each example
+    max_rows: int | None = Field(None, ge=1, description="first N kept traces, in input order")
+
+
+class FilterStage(Stage):
+    Config = FilterConfig
+
+    def run(self, ctx: StageContext) -> dict:
+        cfg: FilterConfig = ctx.cfg
+        traces = [Trace.model_validate(r) for r in read_jsonl(ctx.path(cfg.traces) / "traces.jsonl")]
+        kept = filter_traces(traces, cfg.keep, cfg.one_per_example)[: cfg.max_rows]
+        write_jsonl_atomic(ctx.out_dir / "traces.jsonl", kept)
+        return {"kept": len(kept), "total": len(traces), "examples": len({t.example_id for t in kept})}
+
+
+STAGES.register("filter", FilterStage)

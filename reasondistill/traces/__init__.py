@@ -1,0 +1,1 @@
+"""Traces: the text format (placement), the resumable trace store, and filters."""

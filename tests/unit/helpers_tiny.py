@@ -6,6 +6,8 @@ Llama-style BOS post-processor, and a 2-layer random Llama sized to its vocabula
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -68,3 +70,40 @@ def examples(n: int, split: str = "test") -> list[Example]:
 
 def fake_verify(example: Example, answer: str) -> bool:
     return answer == example.answer
+
+
+@contextmanager
+def single_thread():
+    """Tiny models are overhead-bound: one intra-op thread is faster, and immune to a busy core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def memorized_model(
+    tokenizer, pairs: list[tuple[str, str]], steps: int = 100, seed: int = 0
+) -> LlamaForCausalLM:
+    """A tiny model overfit on (prompt, completion) pairs (about 1 s), so greedy output is known."""
+    from reasondistill.models.tokenize import encode_completion, encode_prompt
+
+    model = tiny_model(tokenizer, seed).train()
+    seqs, labels = [], []
+    for p, c in pairs:
+        pi, ci = encode_prompt(tokenizer, p), encode_completion(tokenizer, c)
+        seqs.append(pi + ci)
+        labels.append([-100] * len(pi) + ci)
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [tokenizer.pad_token_id] * (width - len(s)) for s in seqs])
+    lab = torch.tensor([s + [-100] * (width - len(s)) for s in labels])
+    mask = (torch.arange(width) < torch.tensor([len(s) for s in seqs])[:, None]).long()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    with single_thread():
+        for _ in range(steps):
+            loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()

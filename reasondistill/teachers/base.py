@@ -1,0 +1,69 @@
+"""The teacher seam: a teacher turns examples into scored Trace records in a TraceStore.
+
+Each teacher kind is one file: a config schema (a StrictModel whose `kind` is a Literal)
+and a Teacher subclass, registered with `TEACHERS.register(kind, Cls)` and imported in
+teachers/kinds.py. The `generate` stage validates `teacher: {kind: ...}` against the
+discriminated union of every registered config (teachers/registry.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from pydantic import Field
+
+from reasondistill.records import Example, Trace
+from reasondistill.stages.base import StageContext, StrictModel
+from reasondistill.teachers.registry import TEACHERS
+from reasondistill.traces.format import split_completion
+from reasondistill.traces.store import TraceStore
+
+Verify = Callable[[Example, str], bool]  # task verifier: exact verdict on a parsed answer
+
+
+class TeacherConfig(StrictModel):
+    kind: str
+    n: int = Field(1, ge=1, description="samples per example")
+
+
+class Teacher:
+    """Base of teacher kinds. Subclasses set `Config` and implement `generate`."""
+
+    Config: ClassVar[type[TeacherConfig]]
+
+    def __init__(self, cfg: TeacherConfig, ctx: StageContext | None = None) -> None:
+        self.cfg, self.ctx = cfg, ctx
+
+    @property
+    def name(self) -> str:
+        """Provenance written into every trace's `teacher` field."""
+        return self.cfg.kind
+
+    def generate(self, examples: list[Example], store: TraceStore, verify: Verify) -> None:
+        """Write cfg.n traces per example into `store`, skipping (example_id, sample) pairs it
+        already holds, so a rerun after a kill continues where the last one stopped."""
+        raise NotImplementedError
+
+    def make_trace(
+        self, ex: Example, sample: int, prompt: str, completion: str, verify: Verify, **extra
+    ) -> Trace:
+        """A Trace with rationale/answer parsed from `completion` and the verifier's 1.0/0.0 score."""
+        rationale, answer = split_completion(completion)
+        score = 1.0 if answer is not None and verify(ex, answer) else 0.0
+        return Trace(
+            example_id=ex.id,
+            teacher=self.name,
+            sample=sample,
+            prompt=prompt,
+            completion=completion,
+            rationale=rationale,
+            answer=answer,
+            score=score,
+            **extra,
+        )
+
+
+def build_teacher(cfg: TeacherConfig, ctx: StageContext | None = None) -> Teacher:
+    """The Teacher for a validated config (its `kind` selects the registered class)."""
+    return TEACHERS.get(cfg.kind)(cfg, ctx)
