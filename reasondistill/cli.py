@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from reasondistill.errors import ReasonDistillError
+from reasondistill.serve import add_serve_parser, serve_main
 
 EXIT_BAD_INPUT = 2
 
@@ -29,11 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--runs-dir", help="where runs go (overrides the recipe's runs_dir)")
     run.add_argument("--smoke", action="store_true", help="apply the recipe's `smoke` overrides (CPU smoke size)")
     sub.add_parser("list", help="list registered stage kinds, tasks and teachers")
-    args = parser.parse_args(argv)
+    add_serve_parser(sub)
+    # Overrides may come before or after options; argparse alone stops collecting a
+    # positional list at the first option, so pick up the rest here.
+    args, extra = parser.parse_known_args(argv)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.command != "run"]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if args.command == "run":
+        args.overrides = list(args.overrides) + extra
     _quiet_libraries()
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "serve":
+            return serve_main(args)
         return _list()
     except ReasonDistillError as e:
         for line in str(e).splitlines():
