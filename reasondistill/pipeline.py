@@ -92,6 +92,7 @@ def plan(recipe: Recipe) -> list[StageInstance]:
             "version": STAGES.get(inst.kind).version,
             "config": inst.cfg.model_dump(mode="json"),
             "inputs": {d: by_name[d].hash for d in inst.deps},
+            "fingerprint": STAGES.get(inst.kind).fingerprint(inst.cfg),
         }
         inst.hash = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         inst.out_dir = root / f"{_dir_name(inst.name)}-{inst.hash[:10]}"

@@ -47,6 +47,12 @@ class Stage:
     # and the other ranks wait at a barrier, then read its files.
     distributed: ClassVar[bool] = False
 
+    @classmethod
+    def fingerprint(cls, cfg: StageConfig) -> dict:
+        """Extra inputs of the stage hash beyond its config, e.g. the contents of files it reads,
+        so that editing a data file in place reruns what depends on it."""
+        return {}
+
     def run(self, ctx: StageContext) -> dict | None:
         """Do the work, writing only under ctx.out_dir. Must resume from whatever a killed
         earlier attempt left in ctx.out_dir. Returns a small summary (stored in the marker)."""

@@ -17,7 +17,9 @@ splits, so list the test splits first to keep them fixed when `train` grows.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -102,6 +104,12 @@ class DataStage(Stage):
 
     Config = DataConfig
 
+    @classmethod
+    def fingerprint(cls, cfg: DataConfig) -> dict:
+        """Contents of every local file or folder the task config names (jsonl, BBH dirs)."""
+        configs = [cfg.config] + [split.config for split in cfg.splits.values()]
+        return {p: file_digest(Path(p)) for p in sorted(_local_paths(configs))}
+
     def run(self, ctx: StageContext) -> dict:
         cfg: DataConfig = ctx.cfg
         seen: set[str] = set()
@@ -143,3 +151,25 @@ def _draw(task: Task, split: str, n: int | None, seed: int, seen: set[str]) -> l
 
 
 STAGES.register("data", DataStage)
+
+
+def _local_paths(obj: Any) -> set[str]:
+    if isinstance(obj, str):
+        return {obj} if obj and Path(obj).exists() else set()
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        return set().union(*(_local_paths(x) for x in obj)) if obj else set()
+    return set()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 over a file, or over a folder's files (relative names and contents)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -173,3 +173,13 @@ def test_override_parses_yaml_scalars():
     assert raw == {"stages": {"t": {"train": {"lr": 3e-4}, "lora": None}}, "seed": 7}
     with pytest.raises(RecipeError, match="expected key.sub=value"):
         apply_override(raw, "novalue")
+
+
+def test_editing_a_data_file_in_place_changes_the_data_stage_hash(tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"question": "1+1", "answer": "2"}\n{"question": "2+2", "answer": "4"}\n')
+    stages = {"d": {"kind": "data", "task": "jsonl", "config": {"path": str(data)}, "splits": {"all": {}}}}
+    first = plan(_recipe(tmp_path, stages))[0].hash
+    assert plan(_recipe(tmp_path, stages))[0].hash == first
+    data.write_text('{"question": "1+1", "answer": "2"}\n{"question": "2+2", "answer": "5"}\n')
+    assert plan(_recipe(tmp_path, stages))[0].hash != first
