@@ -103,7 +103,9 @@ def _list() -> int:
 
 
 def _quiet_libraries() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Our progress lines at INFO; libraries (accelerate's per-checkpoint chatter) at WARNING.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("reasondistill").setLevel(logging.INFO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:

@@ -38,10 +38,14 @@ class _Dist:
         self.state = None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import PartialState
+            from accelerate.utils import parse_flag_from_env
 
             # Non-training stages (teacher generation) can keep rank 0 busy for hours while
             # the other ranks wait at a barrier: the default 30-minute timeout would kill them.
-            self.state = PartialState(timeout=datetime.timedelta(days=2))
+            # `cpu` must follow `accelerate launch --cpu`, or each CPU process becomes a lone rank 0.
+            self.state = PartialState(
+                cpu=parse_flag_from_env("ACCELERATE_USE_CPU"), timeout=datetime.timedelta(days=2)
+            )
 
     @property
     def is_main(self) -> bool:

@@ -20,6 +20,9 @@ class FilterConfig(StageConfig):
     keep: Literal["correct", "all", "wrong"] = "correct"  # correct: score == 1.0
     one_per_example: bool = True  # the lowest-index matching sample of each example
     max_rows: int | None = Field(None, ge=1, description="first N kept traces, in input order")
+    # A trace with no parseable rationale or answer cannot train a CoT student. Dropping it
+    # here (not in `format`) keeps every placement arm of a comparison on the same examples.
+    require_rationale: bool = True
 
 
 class FilterStage(Stage):
@@ -28,9 +31,15 @@ class FilterStage(Stage):
     def run(self, ctx: StageContext) -> dict:
         cfg: FilterConfig = ctx.cfg
         traces = [Trace.model_validate(r) for r in read_jsonl(ctx.path(cfg.traces) / "traces.jsonl")]
-        kept = filter_traces(traces, cfg.keep, cfg.one_per_example)[: cfg.max_rows]
+        usable = [t for t in traces if t.answer is not None and (t.rationale or not cfg.require_rationale)]
+        kept = filter_traces(usable, cfg.keep, cfg.one_per_example)[: cfg.max_rows]
         write_jsonl_atomic(ctx.out_dir / "traces.jsonl", kept)
-        return {"kept": len(kept), "total": len(traces), "examples": len({t.example_id for t in kept})}
+        return {
+            "kept": len(kept),
+            "total": len(traces),
+            "unparseable": len(traces) - len(usable),
+            "examples": len({t.example_id for t in kept}),
+        }
 
 
 STAGES.register("filter", FilterStage)

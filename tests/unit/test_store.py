@@ -11,8 +11,17 @@ from reasondistill.traces.filters import filter_traces
 from reasondistill.traces.store import TraceStore
 
 
-def _t(eid: str, sample: int, score: float | None = 1.0) -> Trace:
-    return Trace(example_id=eid, teacher="t", sample=sample, prompt="p", completion="c", score=score)
+def _t(eid: str, sample: int, score: float | None = 1.0, rationale: str | None = "r") -> Trace:
+    return Trace(
+        example_id=eid,
+        teacher="t",
+        sample=sample,
+        prompt="p",
+        completion="c",
+        score=score,
+        rationale=rationale,
+        answer="1",
+    )
 
 
 def test_store_resume_no_duplicates(tmp_path):
@@ -89,7 +98,24 @@ def test_filter_stage(tmp_path):
     write_jsonl_atomic(gen / "traces.jsonl", TRACES)
     cfg = FilterConfig(kind="filter", traces="gen", max_rows=1)
     ctx = StageContext(name="f", cfg=cfg, out_dir=out, coords={}, dirs={"gen": gen})
-    assert FilterStage().run(ctx) == {"kept": 1, "total": 6, "examples": 1}
+    assert FilterStage().run(ctx) == {"kept": 1, "total": 6, "unparseable": 0, "examples": 1}
     assert _keys([Trace.model_validate(r) for r in read_jsonl(out / "traces.jsonl")]) == [("a", 1)]
     with pytest.raises(ValueError):
         FilterConfig(kind="filter", traces="gen", keep="best")
+
+
+def test_filter_stage_drops_traces_without_rationale_for_every_arm(tmp_path):
+    gen, out = tmp_path / "gen", tmp_path / "out"
+    gen.mkdir()
+    out.mkdir()
+    write_jsonl_atomic(
+        gen / "traces.jsonl", [_t("a", 0, rationale=None), _t("b", 0), _t("c", 0, rationale="")]
+    )
+    ctx = StageContext(
+        name="f", cfg=FilterConfig(kind="filter", traces="gen"), out_dir=out, coords={}, dirs={"gen": gen}
+    )
+    assert FilterStage().run(ctx)["unparseable"] == 2
+    assert _keys([Trace.model_validate(r) for r in read_jsonl(out / "traces.jsonl")]) == [("b", 0)]
+    lenient = FilterConfig(kind="filter", traces="gen", require_rationale=False)
+    ctx = StageContext(name="f", cfg=lenient, out_dir=out, coords={}, dirs={"gen": gen})
+    assert FilterStage().run(ctx)["kept"] == 3
