@@ -169,10 +169,14 @@ def _resolve(base: str, v: _Variant, instances: dict[str, list[StageInstance]]) 
         for (path, _), inst in zip(scalar, combo, strict=True):
             _set(data, path, inst.name)
             deps.append(inst.name)
+        collected: dict[tuple, list[str]] = {}
         for path, target, _ in (r for r in v.refs if r[2]):
+            # A list field collects every compatible instance of each stage it names, in order.
             names = [i.name for i in instances[target] if _compatible(i.coords, coords)]
-            _set(data, path, names)  # a list field collects every compatible instance
+            collected.setdefault(path, []).extend(names)
             deps.extend(names)
+        for path, names in collected.items():
+            _set(data, path, names)
         cfg = type(v.cfg).model_validate(data)
         name = base + (f"[{_coord_str(coords)}]" if coords else "")
         out.append(StageInstance(name, base, cfg.kind, cfg, coords, list(dict.fromkeys(deps))))

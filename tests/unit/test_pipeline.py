@@ -101,6 +101,14 @@ def test_matrix_expands_downstream_and_collects(tmp_path):
     assert mapped.cfg.src == "src[seed=1]" and mapped.cfg.add == 10 and mapped.deps == ["src[seed=1]"]
 
 
+def test_list_field_collects_instances_of_every_named_stage(tmp_path):
+    recipe = _grid(tmp_path)
+    recipe.stages["all"]["items"] = ["src", "map"]
+    collect = plan(recipe)[-1]
+    assert collect.cfg.items[:3] == ["src[seed=0]", "src[seed=1]", "src[seed=2]"]
+    assert len(collect.cfg.items) == 9 and len(collect.deps) == 9
+
+
 def test_run_writes_outputs_marker_and_skips_on_rerun(tmp_path):
     recipe = _grid(tmp_path)
     run_plan(recipe, plan(recipe), echo=lambda s: None)
