@@ -1,0 +1,138 @@
+"""The FastAPI app of `reasondistill serve`: /v1/models, /v1/completions, /v1/chat/completions.
+
+Prompts are tokenized exactly as the toolkit's training and `hf` teacher tokenize them
+(models.tokenize.encode_prompt), so a student served here answers the same ids it was
+trained on. Chat requests use the tokenizer's chat template when it has one; the toolkit's
+tiny tokenizers have none, so their chat prompt is `render_prompt(last user message)` (the
+"Question: ...\\n" format the models were trained on) and system messages are ignored.
+"""
+
+from __future__ import annotations
+
+import hmac
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from reasondistill.models.tokenize import encode_prompt
+from reasondistill.serve.engine import Engine, GenParams
+from reasondistill.serve.protocol import (
+    ChatRequest,
+    CompletionRequest,
+    chat_body,
+    completion_body,
+    error_body,
+    message_text,
+)
+from reasondistill.traces.format import render_prompt
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+def build_app(engine: Engine, model_name: str, api_key: str | None = None) -> FastAPI:
+    """The server app; with `api_key`, every /v1 request needs `Authorization: Bearer <api_key>`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await engine.start()
+        yield
+        await engine.stop()
+
+    app = FastAPI(title="reasondistill serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, e: APIError) -> JSONResponse:
+        return JSONResponse(error_body(e.message, e.kind), status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        # OpenAI answers 400 (FastAPI's default is 422), one line per problem.
+        msgs = [f"{'.'.join(str(x) for x in err['loc'][1:])}: {err['msg']}" for err in e.errors()]
+        return JSONResponse(error_body("; ".join(msgs)), status_code=400)
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        if api_key is not None and request.url.path.startswith("/v1"):
+            given = request.headers.get("authorization", "")
+            # Constant-time comparison: the key must not leak through response timing.
+            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                body = error_body("invalid or missing API key", "authentication_error", "invalid_api_key")
+                return JSONResponse(body, status_code=401)
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        card = {"id": model_name, "object": "model", "created": 0, "owned_by": "reasondistill"}
+        return {"object": "list", "data": [card]}
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest) -> dict:
+        _check_model(req.model, model_name)
+        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        ids = [encode_prompt(engine.tokenizer, p) for p in prompts]
+        params = _params(req, engine, ids, req.max_tokens, req.logprobs)
+        outs = await _generate(engine, ids, req.n, params)
+        return completion_body(model_name, outs, sum(map(len, ids)))
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest) -> dict:
+        _check_model(req.model, model_name)
+        ids = [chat_prompt_ids(engine.tokenizer, req.messages)]
+        top = (req.top_logprobs or 0) if req.logprobs else None
+        params = _params(req, engine, ids, req.max_completion_tokens or req.max_tokens, top)
+        outs = await _generate(engine, ids, req.n, params)
+        return chat_body(model_name, outs, len(ids[0]))
+
+    return app
+
+
+def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of a chat prompt: the chat template if any, else render_prompt(last user message)."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    users = [m for m in messages if m.get("role") == "user"]
+    if not users:
+        raise APIError(400, "messages: no user message (this model has no chat template)")
+    return encode_prompt(tokenizer, render_prompt(message_text(users[-1])))
+
+
+def _check_model(requested: str, served: str) -> None:
+    if requested != served:
+        raise APIError(
+            404, f"The model {requested!r} does not exist; this server serves {served!r}", "not_found_error"
+        )
+
+
+def _params(req, engine: Engine, ids: list[list[int]], max_tokens: int | None, top: int | None) -> GenParams:
+    longest = max(map(len, ids))
+    if engine.context is not None:
+        room = engine.context - longest
+        if max_tokens is None:
+            max_tokens = room
+        if room < 1 or max_tokens > room:
+            raise APIError(
+                400,
+                f"this model's maximum context length is {engine.context} tokens; the prompt has "
+                f"{longest} and max_tokens asks for {max_tokens}",
+            )
+    if max_tokens is None:
+        max_tokens = 1024
+    return GenParams(max_tokens, req.temperature, req.top_p, tuple(s for s in req.stop if s), top, req.seed)
+
+
+async def _generate(engine: Engine, ids: list[list[int]], n: int, params: GenParams):
+    try:
+        return await engine.generate(ids, n, params)
+    except Exception as e:  # the error of one batch answers its requests with a 500, not a dead server
+        raise APIError(500, f"generation failed: {type(e).__name__}: {e}", "server_error") from e

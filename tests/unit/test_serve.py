@@ -1,0 +1,148 @@
+"""`reasondistill serve`: the OpenAI-compatible app on a tiny model, served by uvicorn in a thread."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import httpx
+import openai
+import pytest
+
+from reasondistill.evaluate.generate import generate_batch
+from reasondistill.models.tokenize import encode_prompt
+from reasondistill.serve.engine import Engine
+from reasondistill.serve.server import ServerThread
+from tests.unit.helpers_tiny import memorized_model, tiny_tokenizer
+
+Q = "what is 2 + 3?"
+PROMPT = f"Question: {Q}\n"
+GOLD = "Reasoning: 2 plus 3 is 5\nAnswer: 5"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    return memorized_model(tok, [(PROMPT, GOLD), ("Question: reverse abc\n", "Answer: cba")], steps=120)
+
+
+@pytest.fixture(scope="module")
+def srv(model, tok):
+    engine = Engine(model, tok, max_batch_size=16, batch_wait_ms=20)
+    with ServerThread(engine, "tiny") as s:
+        s.engine = engine
+        yield s
+
+
+@pytest.fixture(scope="module")
+def http(srv):
+    with httpx.Client(base_url=srv.base_url, timeout=30) as c:
+        yield c
+
+
+def _complete(http, **kw) -> dict:
+    r = http.post("/completions", json={"model": "tiny", "prompt": PROMPT, "temperature": 0, **kw})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_greedy_completion_matches_local_generation_and_finish_reasons(http, model, tok):
+    ref = generate_batch(model, tok, [encode_prompt(tok, PROMPT)], max_new_tokens=40)[0]
+    assert ref.text == GOLD and ref.finished
+    body = _complete(http, max_tokens=40)
+    (c,) = body["choices"]
+    assert (c["text"], c["finish_reason"]) == (GOLD, "stop")
+    assert body["usage"]["completion_tokens"] == ref.num_tokens  # EOS counted, as vLLM does
+    assert body["usage"]["prompt_tokens"] == len(encode_prompt(tok, PROMPT))
+    short = _complete(http, max_tokens=3)["choices"][0]
+    assert short["finish_reason"] == "length" and GOLD.startswith(short["text"])
+    stopped = _complete(http, max_tokens=40, stop=["\n", "zzz"])
+    assert stopped["choices"][0]["text"] == "Reasoning: 2 plus 3 is 5"
+    assert stopped["choices"][0]["finish_reason"] == "stop"
+    assert stopped["usage"]["completion_tokens"] < body["usage"]["completion_tokens"]
+
+
+def test_logprobs_in_both_apis(http):
+    lp = _complete(http, max_tokens=40, logprobs=2)["choices"][0]["logprobs"]
+    assert "".join(lp["tokens"]) == GOLD
+    assert all(x <= 0 for x in lp["token_logprobs"]) and all(len(t) == 2 for t in lp["top_logprobs"])
+    for tok_, val, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True):
+        assert max(top.values()) == pytest.approx(val, abs=1e-5) and tok_ in top  # greedy picks the top-1
+    chat = http.post("/chat/completions", json={
+        "model": "tiny", "messages": [{"role": "system", "content": "ignored"}, {"role": "user", "content": Q}],
+        "temperature": 0, "logprobs": True, "top_logprobs": 3, "max_tokens": 40,
+    }).json()  # fmt: skip
+    (c,) = chat["choices"]
+    # No chat template: the last user message is rendered as the toolkit's prompt.
+    assert c["message"] == {"role": "assistant", "content": GOLD}
+    content = c["logprobs"]["content"]
+    assert "".join(t["token"] for t in content) == GOLD
+    assert all(len(t["top_logprobs"]) == 3 and t["bytes"] == list(t["token"].encode()) for t in content)
+
+
+def test_n_samples_seed_and_usage(http):
+    body = _complete(http, max_tokens=12, n=4, temperature=1.5, seed=3)
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2, 3]
+    assert body["usage"]["completion_tokens"] <= 4 * 12
+    again = _complete(http, max_tokens=12, n=4, temperature=1.5, seed=3)
+    assert [c["text"] for c in again["choices"]] == [c["text"] for c in body["choices"]]
+    several = http.post("/completions", json={"model": "tiny", "prompt": [PROMPT, "Question: reverse abc\n"],
+                                             "temperature": 0, "max_tokens": 20}).json()  # fmt: skip
+    assert [c["text"] for c in several["choices"]] == [GOLD, "Answer: cba"]
+
+
+def test_concurrent_requests_are_batched(srv, http):
+    before = dict(srv.engine.stats)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda _: _complete(http, max_tokens=40), range(8)))
+    assert all(b["choices"][0]["text"] == GOLD for b in bodies)  # batching changes no greedy output
+    calls = srv.engine.stats["generate_calls"] - before["generate_calls"]
+    assert srv.engine.stats["requests"] - before["requests"] == 8 and calls < 8
+
+
+def test_errors_are_openai_shaped(http):
+    r = http.post("/completions", json={"model": "other", "prompt": PROMPT})
+    assert r.status_code == 404 and "does not exist" in r.json()["error"]["message"]
+    r = http.post("/completions", json={"model": "tiny", "prompt": PROMPT, "stream": True})
+    assert r.status_code == 400 and "stream" in r.json()["error"]["message"]
+    r = http.post("/completions", json={"model": "tiny", "prompt": PROMPT, "max_tokens": 10_000})
+    assert r.status_code == 400 and "maximum context length" in r.json()["error"]["message"]
+    r = http.post(
+        "/chat/completions", json={"model": "tiny", "messages": [{"role": "system", "content": "x"}]}
+    )
+    assert r.status_code == 400
+
+
+def test_api_key_is_required_when_set(model, tok):
+    with (
+        ServerThread(Engine(model, tok), "tiny", api_key="s3cret") as s,
+        httpx.Client(base_url=s.base_url) as c,
+    ):
+        assert c.get("/models").status_code == 401
+        assert c.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{s.port}/health").status_code == 200
+
+
+def test_the_official_openai_client_works(srv):
+    client = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": Q}], temperature=0, max_tokens=40,
+        logprobs=True, top_logprobs=2,
+    )  # fmt: skip
+    assert chat.choices[0].message.content == GOLD and chat.choices[0].finish_reason == "stop"
+    assert chat.choices[0].logprobs.content[0].top_logprobs[0].logprob <= 0
+    comp = client.completions.create(model="tiny", prompt=PROMPT, temperature=0, max_tokens=40, logprobs=1)
+    assert comp.choices[0].text == GOLD and comp.usage.completion_tokens > 0
+
+
+def test_cli_registers_serve():
+    from reasondistill.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--help"])
+    assert e.value.code == 0
