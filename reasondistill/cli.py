@@ -1,4 +1,4 @@
-"""Command line: `reasondistill run RECIPE [key.sub=value ...]`, `reasondistill list`.
+"""Command line: `reasondistill run RECIPE [key.sub=value ...]`, `reasondistill list`, `reasondistill eval`.
 
 Bad input (recipe, data row, model pair, server) prints one `error:` line per problem and
 exits with code 2; nothing is written before the recipe validates.
@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from reasondistill.errors import ReasonDistillError
+from reasondistill.evaluate.bbh_cli import add_eval_parser, eval_main
 from reasondistill.serve import add_serve_parser, serve_main
 
 EXIT_BAD_INPUT = 2
@@ -28,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. stages.teacher.train.max_steps=50")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and stage plan; run nothing")
     run.add_argument("--runs-dir", help="where runs go (overrides the recipe's runs_dir)")
+    run.add_argument("--until", metavar="STAGE", help="run only STAGE (all its instances) and what it needs")
     run.add_argument("--smoke", action="store_true", help="apply the recipe's `smoke` overrides (CPU smoke size)")
     sub.add_parser("list", help="list registered stage kinds, tasks and teachers")
     add_serve_parser(sub)
+    add_eval_parser(sub)
     # Overrides may come before or after options; argparse alone stops collecting a
     # positional list at the first option, so pick up the rest here.
     args, extra = parser.parse_known_args(argv)
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "serve":
             return serve_main(args)
+        if args.command == "eval":
+            return eval_main(args)
         return _list()
     except ReasonDistillError as e:
         for line in str(e).splitlines():
@@ -63,6 +68,8 @@ def _run(args) -> int:
     overrides = list(args.overrides) + ([f"runs_dir={args.runs_dir}"] if args.runs_dir else [])
     recipe, _ = load_recipe(args.recipe, overrides, smoke=args.smoke)
     instances = plan(recipe)
+    if args.until:
+        instances = _needed_for(instances, args.until)
     if args.dry_run:
         _print_plan(recipe, instances)
         return 0
@@ -73,6 +80,22 @@ def _run(args) -> int:
             if inst.kind == "report" and table.exists():
                 print("\n" + table.read_text(encoding="utf-8"))
     return 0
+
+
+def _needed_for(instances, stage: str):
+    """The instances of `stage` (base or instance name) and their transitive inputs, in order."""
+    by_name = {i.name: i for i in instances}
+    todo = [i.name for i in instances if stage in (i.name, i.base)]
+    if not todo:
+        bases = ", ".join(dict.fromkeys(i.base for i in instances))
+        raise ReasonDistillError(f"--until: unknown stage {stage!r}; stages: {bases}")
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(by_name[name].deps)
+    return [i for i in instances if i.name in needed]
 
 
 def _print_plan(recipe, instances) -> None:

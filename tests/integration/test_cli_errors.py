@@ -61,3 +61,12 @@ def test_console_script_exit_code(tmp_path):
 
     proc = run_cli("run", QS, "stages.teacher.train.lrr=1", "--runs-dir", str(tmp_path), check=False)
     assert proc.returncode == 2 and "unknown key" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_until_plans_only_the_stage_and_its_inputs(tmp_path, capsys):
+    assert main(["run", QS, "--dry-run", "--until", "teacher_eval", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.split("# stage plan")[1]
+    assert "teacher_eval (evaluate)" in out and "teacher (sft)" in out and "tokenizer" in out
+    assert "student" not in out and "traces" not in out
+    assert main(["run", QS, "--until", "nope", "--runs-dir", str(tmp_path)]) == 2
+    assert "--until: unknown stage 'nope'" in capsys.readouterr().err
