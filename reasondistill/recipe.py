@@ -93,6 +93,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, smoke: boo
         raise RecipeError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping with `name` and `stages`")
+    if "extends" in raw:
+        raw = _extend(path, raw)
     if smoke:
         smoke_overrides = raw.get("smoke") or {}
         if not isinstance(smoke_overrides, dict) or not smoke_overrides:
@@ -107,6 +109,28 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, smoke: boo
     except ValidationError as e:
         raise RecipeError(format_validation_error(e, Recipe)) from None
     return recipe, raw
+
+
+def _extend(path: Path, raw: dict) -> dict:
+    """A variant recipe: `extends: base.yaml` plus `overrides:` (dotted key -> whole new value).
+
+    The variant's other top-level keys replace the base's, and its `smoke` entries are added to
+    the base's, so a variant states only what differs and cannot drift from its base.
+    """
+    raw = dict(raw)
+    base_path = (path.parent / str(raw.pop("extends"))).resolve()
+    if not base_path.is_file():
+        raise RecipeError(f"{path}: extends: no such recipe {base_path}")
+    base = parse_yaml(base_path.read_text(encoding="utf-8"))
+    if not isinstance(base, dict) or "extends" in base:
+        raise RecipeError(f"{path}: extends: {base_path} must be a plain recipe (one level of extends)")
+    overrides = raw.pop("overrides", None) or {}
+    if not isinstance(overrides, dict):
+        raise RecipeError(f"{path}: overrides: a mapping of dotted keys to values")
+    for key, value in overrides.items():
+        set_dotted(base, str(key), value)
+    smoke = {**(base.get("smoke") or {}), **(raw.pop("smoke", None) or {})}
+    return {**base, **raw, "smoke": smoke}
 
 
 def apply_override(raw: dict, override: str) -> None:

@@ -191,3 +191,20 @@ def test_editing_a_data_file_in_place_changes_the_data_stage_hash(tmp_path):
     assert plan(_recipe(tmp_path, stages))[0].hash == first
     data.write_text('{"question": "1+1", "answer": "2"}\n{"question": "2+2", "answer": "5"}\n')
     assert plan(_recipe(tmp_path, stages))[0].hash != first
+
+
+def test_variant_recipe_extends_base_with_whole_value_overrides(tmp_path):
+    from reasondistill.recipe import load_recipe
+
+    (tmp_path / "base.yaml").write_text(
+        "name: base\nstages:\n  a: {kind: t_src, value: 2, inner: {factor: 3}}\nsmoke: {stages.a.value: 1}\n"
+    )
+    (tmp_path / "v.yaml").write_text(
+        "extends: base.yaml\nname: v\noverrides:\n  stages.a.inner: {}\nsmoke: {seed: 5}\n"
+    )
+    recipe, _ = load_recipe(tmp_path / "v.yaml", smoke=True)
+    assert recipe.name == "v-smoke" and recipe.seed == 5
+    assert recipe.stages["a"] == {"kind": "t_src", "value": 1, "inner": {}}
+    (tmp_path / "bad.yaml").write_text("extends: nope.yaml\nname: b\n")
+    with pytest.raises(RecipeError, match="extends: no such recipe"):
+        load_recipe(tmp_path / "bad.yaml")
