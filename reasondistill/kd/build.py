@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from reasondistill.kd.cache import LogitCache, LogitCacheWriter
 from reasondistill.kd.teacher import topk_logprobs
 from reasondistill.train.batching import EncodedRow, collate
 from reasondistill.train.loss import n_targets
+
+
+def rows_digest(rows: Sequence[EncodedRow]) -> str:
+    """sha256 over every row's token ids and prompt length: a cache is only valid for the rows
+    (tokenizer, template, max_length, row order) it was built from, and this names them."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(f"{r.n_prompt}:{','.join(map(str, r.ids))};".encode())
+    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -26,6 +36,7 @@ def build_cache(
     temperature: float = 1.0,
     pad_id: int = 0,
     shard_rows: int = 256,
+    codec: str = "fp16",
 ) -> LogitCache:
     """Score `rows` with a teacher (any HF causal LM) and cache top-k log-probs; resumable.
 
@@ -34,7 +45,8 @@ def build_cache(
     position max(n_prompt, 1) - 1 + j, the j-th position where kd.next_token_mask of the
     collated labels is True. vocab_size: the shared real vocabulary from
     kd.check_vocab_compat (default: the teacher's output-embedding rows); logits are sliced to
-    it before the softmax, so padded embedding rows get no mass. temperature: the KD
+    it before the softmax, so padded embedding rows get no mass. codec: on-disk encoding
+    (kd/codec.py: "fp16", or "packed" at ~40-60% of its bytes). temperature: the KD
     temperature (the cache stores softmax(logits / temperature); kd/teacher.py says why).
     Rows already in complete shards of out_dir are skipped; a crash keeps the rows scored so
     far (the writer flushes them on the way out). Memory: one batch of full logits [B, L, V].
@@ -44,7 +56,9 @@ def build_cache(
     was_training = model.training
     model.eval()
     try:
-        with LogitCacheWriter(out_dir, k, v, temperature=temperature, shard_rows=shard_rows) as writer:
+        with LogitCacheWriter(
+            out_dir, k, v, temperature=temperature, shard_rows=shard_rows, codec=codec
+        ) as writer:
             todo = [i for i in range(len(rows)) if i not in writer]
             for start in range(0, len(todo), batch_size):
                 idx = todo[start : start + batch_size]

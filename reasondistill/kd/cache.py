@@ -2,7 +2,7 @@
 reads top-k log-probs back instead of running the teacher each step.
 
 On-disk format (a directory):
-    meta.json            {"format", "k", "vocab_size", "temperature", "id_dtype"}
+    meta.json            {"format", "k", "vocab_size", "temperature", "id_dtype", "codec"}
     shard-00000/         one complete shard, renamed into place atomically
         rows.npy         [R] int64   training-row index of each row in the shard
         offsets.npy      [R+1] int64 row r's positions are offsets[r]:offsets[r+1]
@@ -10,6 +10,10 @@ On-disk format (a directory):
         logprobs.npy     [P, k] float16: their log-probs (at `temperature`)
         tail.npy         [P] float32: log of the mass on every other id (-inf if none)
     shard-00001/ ...
+That is the default "fp16" codec. The "packed" codec (kd/codec.py) stores ids.npy as [P, B]
+uint8 Elias-Fano records of each position's id set and logprobs.npy as [P, k] float8 bytes:
+292 instead of 516 bytes/token at k = 128 for a 32000-token vocabulary. Meta without "codec"
+(older caches) reads as fp16.
 A shard is written under `shard-NNNNN.tmp/`, fsynced, then renamed, so a killed job leaves
 only complete shards plus (maybe) a `.tmp` that the next writer deletes; rows of complete
 shards are skipped on resume. The reader opens the big fields as np.memmap (`np.load(...,
@@ -19,7 +23,8 @@ Alignment: row i's entries are the teacher distributions at the logits positions
 predict its completion tokens, in order: positions max(n_prompt, 1) - 1 .. len(ids) - 2 of
 `rows[i].ids` (an EncodedRow of train/batching), i.e. exactly the positions where
 kd.next_token_mask(labels) is True for the collated row. `LogitCache.batch(rows, mask=...)`
-scatters them there and checks the counts agree. kd/build.py fills a cache from a teacher.
+scatters them there and checks the counts agree. kd/build.py fills a cache from a teacher;
+kd/reader.py holds the reader, LogitCache.
 """
 
 from __future__ import annotations
@@ -27,40 +32,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.kd.teacher import SparseTeacher
+from reasondistill.kd import codec as codecs
+from reasondistill.kd.codec import id_dtype
+from reasondistill.kd.reader import FORMAT, LogitCache, shard_dirs
 
-FORMAT = 1
-
-
-def id_dtype(vocab_size: int) -> np.dtype:
-    """uint16 when every id fits (vocab <= 65536), else int32."""
-    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.int32)
+__all__ = ["FORMAT", "LogitCache", "LogitCacheWriter", "bytes_per_token", "id_dtype"]
 
 
-def bytes_per_token(k: int, vocab_size: int) -> int:
-    """Cache bytes per completion token: k ids + k fp16 log-probs + one fp32 tail.
+def bytes_per_token(k: int, vocab_size: int, codec: str = "fp16") -> int:
+    """Cache bytes per completion token: k ids + k log-probs + one fp32 tail (kd/codec.py).
 
     Plus 16 bytes per row (rows/offsets). For comparison, full fp16 logits cost 2 * V bytes
-    (304 KB per token for V = 152064; top-128 costs 772 bytes).
+    (304 KB per token for V = 152064; top-128 costs 772 bytes with fp16, 327 with packed).
     """
-    return k * (id_dtype(vocab_size).itemsize + 2) + 4
+    return codecs.bytes_per_token(k, vocab_size, codec)
 
 
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
-
-
-def _shard_dirs(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("shard-*") if p.is_dir() and not p.name.endswith(".tmp"))
 
 
 class LogitCacheWriter:
@@ -80,11 +77,16 @@ class LogitCacheWriter:
         *,
         temperature: float = 1.0,
         shard_rows: int = 256,
+        codec: str = "fp16",
     ):
         if k <= 0 or k > vocab_size or shard_rows <= 0:
             raise ReasonDistillError(f"logit cache needs 0 < k <= vocab_size and shard_rows > 0 (k={k})")
+        if codec not in codecs.CODECS:
+            raise ReasonDistillError(
+                f"unknown logit cache codec {codec!r}; allowed: {', '.join(codecs.CODECS)}"
+            )
         self.dir = Path(directory)
-        self.k, self.vocab_size, self.shard_rows = k, vocab_size, shard_rows
+        self.k, self.vocab_size, self.shard_rows, self.codec = k, vocab_size, shard_rows, codec
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT,
@@ -92,17 +94,19 @@ class LogitCacheWriter:
             "vocab_size": vocab_size,
             "temperature": float(temperature),
             "id_dtype": id_dtype(vocab_size).name,
+            "codec": codec,
         }
         meta_path = self.dir / "meta.json"
         if meta_path.exists():
             old = json.loads(meta_path.read_text())
+            old.setdefault("codec", "fp16")  # caches written before codecs existed
             if old != meta:
                 raise ReasonDistillError(f"logit cache {self.dir} was built with {old}, not {meta}")
         else:
             _write_json(meta_path, meta)
         for tmp in self.dir.glob("shard-*.tmp"):  # a shard a killed job did not finish
             shutil.rmtree(tmp)
-        shards = _shard_dirs(self.dir)
+        shards = shard_dirs(self.dir)
         self._done: set[int] = set()
         for shard in shards:
             self._done.update(np.load(shard / "rows.npy").tolist())
@@ -128,14 +132,8 @@ class LogitCacheWriter:
             )
         if row_index in self:
             raise ReasonDistillError(f"row {row_index} is already in logit cache {self.dir}")
-        self._pending.append(
-            (
-                int(row_index),
-                ids.astype(id_dtype(self.vocab_size)),
-                logprobs.astype(np.float16),
-                tail.astype(np.float32),
-            )
-        )
+        stored_ids, stored_logprobs = codecs.encode(ids, logprobs, self.vocab_size, self.codec)
+        self._pending.append((int(row_index), stored_ids, stored_logprobs, tail.astype(np.float32)))
         self._pending_rows.add(int(row_index))
         if len(self._pending) >= self.shard_rows:
             self.flush()
@@ -175,114 +173,3 @@ class LogitCacheWriter:
     def __exit__(self, *exc) -> None:
         # Flush even on an exception: every pending row is complete, so keep the work done.
         self.close()
-
-
-class LogitCache:
-    """Streamed reader of a cache directory: rows by training-row index, via np.memmap."""
-
-    def __init__(self, directory: str | Path):
-        self.dir = Path(directory)
-        meta_path = self.dir / "meta.json"
-        if not meta_path.exists():
-            raise ReasonDistillError(f"{self.dir} is not a logit cache (no meta.json)")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise ReasonDistillError(f"logit cache {self.dir} has format {meta.get('format')}, want {FORMAT}")
-        self.k: int = meta["k"]
-        self.vocab_size: int = meta["vocab_size"]
-        self.temperature: float = meta["temperature"]
-        # Only the small index arrays (rows, offsets) are read into memory; the big fields
-        # stay on disk as np.memmap and are paged in per row.
-        shard_dirs = _shard_dirs(self.dir)
-        self._shards = [
-            {name: np.load(s / f"{name}.npy", mmap_mode="r") for name in ("ids", "logprobs", "tail")}
-            for s in shard_dirs
-        ]
-        rows, shard_of, starts, ends = [np.zeros(0, dtype=np.int64)], [], [], []
-        for i, s in enumerate(shard_dirs):
-            r, off = np.load(s / "rows.npy"), np.load(s / "offsets.npy")
-            rows.append(r)
-            shard_of.append(np.full(len(r), i, dtype=np.int64))
-            starts.append(off[:-1])
-            ends.append(off[1:])
-        rows_all = np.concatenate(rows)
-        order = np.argsort(rows_all, kind="stable")
-        self._rows = rows_all[order]
-        dup = self._rows[1:][np.diff(self._rows) == 0]
-        if len(dup):
-            raise ReasonDistillError(f"logit cache {self.dir} holds row {dup[0]} more than once")
-        self._shard_of, self._start, self._end = (
-            np.concatenate([np.zeros(0, dtype=np.int64), *a])[order] for a in (shard_of, starts, ends)
-        )
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def _locate(self, row_index: int) -> int:
-        i = int(np.searchsorted(self._rows, row_index))
-        if i == len(self._rows) or self._rows[i] != row_index:
-            raise ReasonDistillError(f"row {row_index} is not in logit cache {self.dir} ({len(self)} rows)")
-        return i
-
-    def __contains__(self, row_index: int) -> bool:
-        i = int(np.searchsorted(self._rows, row_index))
-        return i < len(self._rows) and self._rows[i] == row_index
-
-    def rows(self) -> np.ndarray:
-        """Sorted training-row indices present in the cache."""
-        return self._rows.copy()
-
-    def n_positions(self, row_index: int) -> int:
-        i = self._locate(row_index)
-        return int(self._end[i] - self._start[i])
-
-    def get(self, row_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids [T, k] int64, logprobs [T, k] float32, tail [T] float32) of one row (copies)."""
-        i = self._locate(row_index)
-        shard, a, b = self._shards[self._shard_of[i]], self._start[i], self._end[i]
-        # np.array (subok=False) copies into plain arrays: nothing returned pins the memmap.
-        return (
-            np.array(shard["ids"][a:b], dtype=np.int64),
-            np.array(shard["logprobs"][a:b], dtype=np.float32),
-            np.array(shard["tail"][a:b], dtype=np.float32),
-        )
-
-    def batch(
-        self, row_indices: Sequence[int], pad_to: int | None = None, mask: torch.Tensor | None = None
-    ) -> SparseTeacher:
-        """SparseTeacher [B, T, k] for these rows.
-
-        mask=None: row entries left-aligned, padded to T = pad_to (default: the longest row).
-        mask [B, T] bool (kd.next_token_mask(labels) of the collated batch): entries placed at
-        the mask's True positions, which must number exactly the row's cached positions, else
-        the cache was built from other token ids and the error says so (never silent
-        misalignment). Padding holds zeros and must stay masked out of the loss.
-        """
-        parts = [self.get(int(r)) for r in row_indices]
-        lengths = [len(t) for _, _, t in parts]
-        if mask is not None:
-            mask = mask.bool().cpu()
-            if mask.shape[0] != len(parts):
-                raise ReasonDistillError(f"mask has {mask.shape[0]} rows for {len(parts)} cache rows")
-            t_len = mask.shape[1]
-        else:
-            t_len = max(lengths, default=0) if pad_to is None else pad_to
-        ids = torch.zeros(len(parts), t_len, self.k, dtype=torch.int64)
-        logprobs = torch.zeros(len(parts), t_len, self.k, dtype=torch.float32)
-        tail = torch.zeros(len(parts), t_len, dtype=torch.float32)
-        for b, (row, (i, lp, tl)) in enumerate(zip(row_indices, parts, strict=True)):
-            if mask is not None:
-                where = mask[b].nonzero().squeeze(-1)
-                if len(where) != len(tl):
-                    raise ReasonDistillError(
-                        f"logit cache row {row} holds {len(tl)} positions but the batch scores {len(where)}: "
-                        "build the cache from the same tokenized rows (tokenizer, template, max_length)"
-                    )
-            else:
-                if len(tl) > t_len:
-                    raise ReasonDistillError(
-                        f"logit cache row {row} has {len(tl)} positions > pad_to={t_len}"
-                    )
-                where = torch.arange(len(tl))
-            ids[b, where], logprobs[b, where], tail[b, where] = (torch.from_numpy(x) for x in (i, lp, tl))
-        return SparseTeacher(ids, logprobs, tail, self.temperature)

@@ -132,7 +132,11 @@ class KDLossConfig(StrictModel):
     temperature: float = Field(
         1.0, gt=0, description="softens teacher and student; the KD term is scaled by tau^2"
     )
-    beta: float = Field(0.5, ge=0, le=1, description="jsd only: 0 = forward KL, 1 = reverse KL (TRL)")
+    # None, not 0.5, by default: a dumped-and-reloaded config (the pipeline hashes and re-validates
+    # every stage config) must not look as if beta had been set for a loss that ignores it.
+    beta: float | None = Field(
+        None, ge=0, le=1, description="jsd only (unset: 0.5): 0 = forward KL, 1 = reverse KL (TRL)"
+    )
     alpha: float = Field(
         0.0, ge=0, le=1, description="weight of cross-entropy on gold tokens; 0 = KD only (arXiv 2511.05184)"
     )
@@ -149,14 +153,17 @@ class KDLossConfig(StrictModel):
         # A loss option set for a loss that ignores it (beta with forward_kl) is a typo or a
         # misunderstanding; fail now rather than silently train something else.
         options = set(type(self).model_fields) - {"name", "temperature", "alpha"}  # loss options
-        unused = (options & self.model_fields_set) - set(loss_options(KD_LOSSES.get(self.name)))
+        given = {o for o in options if getattr(self, o) is not None}
+        unused = given - set(loss_options(KD_LOSSES.get(self.name)))
         if unused:
             raise ValueError(f"{', '.join(sorted(unused))} does not apply to kd loss {self.name!r}")
         return self
 
     def options(self) -> dict[str, float]:
-        """Keyword options for the selected loss, e.g. {'beta': 0.5} for jsd."""
-        return {name: getattr(self, name) for name in loss_options(KD_LOSSES.get(self.name))}
+        """Keyword options set for the selected loss, e.g. {'beta': 0.2} for jsd (unset ones: the
+        loss function's own default)."""
+        names = loss_options(KD_LOSSES.get(self.name))
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 def next_token_mask(labels: torch.Tensor) -> torch.Tensor:

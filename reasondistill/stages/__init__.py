@@ -6,6 +6,8 @@ from reasondistill.stages import (  # noqa: F401  (imported for their registrati
     filter,
     format,
     generate,
+    kd,
+    kd_cache,
     report,
     sft,
     tokenizer,

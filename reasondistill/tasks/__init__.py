@@ -3,6 +3,8 @@
 
 from reasondistill.tasks import (  # noqa: F401  (imported for their registration side effect)
     arithmetic,
+    bbh,
+    cot_collection,
     jsonl,
     multiplication,
     reasoning_gym,

@@ -6,15 +6,23 @@ world size, which cancels DDP's averaging of gradients over ranks. The gradient 
 exactly d[sum NLL / N] over the global batch, whatever the split into ranks x micro-steps
 (a per-micro-batch mean would weight a short micro-batch's tokens more). N needs no
 all-reduce: every rank knows the whole global batch from the deterministic plan.
+
+The per-token loss is pluggable (`Objective`): SFT sums the completion-token NLL; white-box
+KD (kd/objective.py) sums a divergence to the teacher over the same tokens. Any objective
+that returns a SUM over exactly the completion tokens of its micro-batch inherits the
+normalisation above, hence grad-accumulation invariance (tests/unit/test_kd_stage.py checks
+it for KD). The objective also gets the micro-batch's row indices, so per-row data such as
+cached teacher logits can be looked up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 
@@ -24,13 +32,23 @@ from reasondistill.train.config import SFTTrainConfig
 from reasondistill.train.loss import n_targets, nll_sum
 from reasondistill.train.progress import Progress
 
+# (student logits [B, L, V], collated micro-batch {input_ids, attention_mask, labels} on the
+# training device, row indices [B] into the training rows) -> 0-dim sum of the per-token loss
+# over the completion tokens (labels[:, t+1] != -100), i.e. over n_targets(...) tokens per row.
+Objective = Callable[[torch.Tensor, dict[str, torch.Tensor], np.ndarray], torch.Tensor]
+
+
+def sft_objective(logits: torch.Tensor, batch: dict[str, torch.Tensor], rows: np.ndarray) -> torch.Tensor:
+    """The SFT loss: summed completion-token NLL (train/loss.py)."""
+    return nll_sum(logits, batch["labels"])
+
 
 @dataclass
 class LoopState:
     step: int = 0  # optimizer steps done
     tokens: int = 0  # real tokens trained, over all ranks and earlier (resumed) runs
     wall_s: float = 0.0  # training time of earlier runs of this out_dir
-    loss: float | None = None  # mean completion-token NLL over the last `log_every` steps
+    loss: float | None = None  # mean per-token objective (SFT: NLL) over the last `log_every` steps
     grad_norm: float | None = None  # gradient norm (before clipping) of the last step
 
 
@@ -48,6 +66,7 @@ def train_steps(
     out_dir: Path,
     progress: Progress,
     expect: dict,
+    objective: Objective = sft_objective,
 ) -> LoopState:
     """Run optimizer steps state.step+1 .. total, updating `state` in place."""
     model.train()
@@ -55,7 +74,13 @@ def train_steps(
     while state.step < total:
         batch_rows = plan.rows(state.step)
         n = sum(n_targets(len(rows[i].ids), rows[i].n_prompt) for i in batch_rows)
-        window_nll += _accumulate_gradients(accelerator, model, rows, batch_rows, n, pad_id, cfg)
+        # An objective with per-row inputs (cached teacher logits) may load the next step's
+        # first micro-batch in the background while this step computes.
+        ahead = hasattr(objective, "prefetch") and state.step + 1 < total
+        after = plan.rows(state.step + 1) if ahead else None
+        window_nll += _accumulate_gradients(
+            accelerator, model, rows, batch_rows, n, pad_id, cfg, objective, after
+        )
         window_n += n
         grad_norm = None
         if cfg.max_grad_norm is not None:
@@ -83,8 +108,10 @@ def train_steps(
     return state
 
 
-def _accumulate_gradients(accelerator, model, rows, batch_rows, n: int, pad_id: int, cfg) -> torch.Tensor:
-    """Forward/backward this rank's micro-batches of one global batch; returns their summed NLL."""
+def _accumulate_gradients(
+    accelerator, model, rows, batch_rows, n: int, pad_id: int, cfg, objective: Objective, after=None
+) -> torch.Tensor:
+    """Forward/backward this rank's micro-batches of one global batch; returns their summed loss."""
     world, rank = accelerator.num_processes, accelerator.process_index
     scale = world / max(n, 1)  # see the module docstring; an all-prompt batch gives 0, not NaN
     # Batches are right-padded and attention is causal, so no real token attends to a pad:
@@ -93,7 +120,13 @@ def _accumulate_gradients(accelerator, model, rows, batch_rows, n: int, pad_id: 
     use_mask = cfg.pass_attention_mask
     total = torch.zeros((), device=accelerator.device)
     micro = micro_batches(batch_rows, world, rank, cfg.grad_accum)
+    prefetch = getattr(objective, "prefetch", None)  # optional: prefetch(row indices) -> None
+    upcoming = micro[1:]
+    if after is not None:
+        upcoming.append(micro_batches(after, world, rank, cfg.grad_accum)[0])
     for k, idx in enumerate(micro):
+        if prefetch is not None and k < len(upcoming):
+            prefetch(upcoming[k])
         batch = collate([rows[i] for i in idx], pad_id, cfg.pad_to_multiple_of)
         batch = {key: t.to(accelerator.device, non_blocking=True) for key, t in batch.items()}
         # DDP all-reduces gradients only on the last micro-step (no_sync before it).
@@ -103,7 +136,7 @@ def _accumulate_gradients(accelerator, model, rows, batch_rows, n: int, pad_id: 
                 attention_mask=batch["attention_mask"] if use_mask else None,
                 use_cache=False,
             )
-            nll = nll_sum(out.logits, batch["labels"])
+            nll = objective(out.logits, batch, idx)
             accelerator.backward(nll * scale)
         total += nll.detach()
     return total

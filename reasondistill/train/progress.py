@@ -12,7 +12,9 @@ from tqdm.auto import tqdm
 class Progress:
     """Only the main process draws or writes; the other ranks get a no-op object."""
 
-    def __init__(self, accelerator: Accelerator, out_dir: Path, start: int, total: int, bar: bool) -> None:
+    def __init__(
+        self, accelerator: Accelerator, out_dir: Path, start: int, total: int, bar: bool, desc: str = "sft"
+    ) -> None:
         self.on = accelerator.is_main_process
         self.tokens = 0  # real (non-padding) tokens trained by this invocation
         self.bar = self.writer = None
@@ -20,7 +22,7 @@ class Progress:
             from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only where used
 
             self.writer = SummaryWriter(str(out_dir / "logs"), purge_step=start or None)
-            self.bar = tqdm(total=total, initial=start, desc="sft", disable=not bar, dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=start, desc=desc, disable=not bar, dynamic_ncols=True)
         self.start_time = time.perf_counter()  # after the setup above (importing tensorboard takes ~1 s)
 
     @property

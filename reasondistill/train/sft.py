@@ -25,7 +25,7 @@ from reasondistill.records import write_json_atomic
 from reasondistill.train.batching import BatchPlan, encode_rows
 from reasondistill.train.checkpoint import find_checkpoint, load_checkpoint, remove_checkpoint
 from reasondistill.train.config import SFTTrainConfig
-from reasondistill.train.loop import LoopState, train_steps
+from reasondistill.train.loop import LoopState, Objective, sft_objective, train_steps
 from reasondistill.train.progress import Progress
 from reasondistill.train.save import save_final
 
@@ -43,9 +43,20 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def train_sft(model, tokenizer, rows: list[dict], cfg: SFTTrainConfig, out_dir: Path) -> dict:
+def train_sft(
+    model,
+    tokenizer,
+    rows: list[dict],
+    cfg: SFTTrainConfig,
+    out_dir: Path,
+    objective: Objective | None = None,
+    desc: str = "sft",
+) -> dict:
     """Train `model` (a transformers causal LM, or a PEFT LoRA model) on TRL-style
     {"prompt", "completion"} rows; loss on completion tokens only.
+
+    objective: the per-token loss summed over a micro-batch's completion tokens (train/loop.py
+    `Objective`); None is SFT's NLL. White-box KD passes kd.KDObjective. desc: progress-bar label.
 
     Writes out_dir/model (+ out_dir/adapter for LoRA), out_dir/logs (TensorBoard) and
     out_dir/train_state.json, which it returns. Resumes from out_dir/checkpoint if present;
@@ -89,11 +100,11 @@ def train_sft(model, tokenizer, rows: list[dict], cfg: SFTTrainConfig, out_dir: 
         resumed_from = state.step
         if accelerator.is_main_process:
             log.info("resumed from step %d (%s)", state.step, ckpt)
-    progress = Progress(accelerator, out_dir, state.step, total, cfg.progress_bar)
+    progress = Progress(accelerator, out_dir, state.step, total, cfg.progress_bar, desc)
     start_tokens = state.tokens
     try:
         train_steps(accelerator, model, optimizer, scheduler, encoded, plan, cfg, total, state,
-                    tokenizer.pad_token_id, out_dir, progress, expect)  # fmt: skip
+                    tokenizer.pad_token_id, out_dir, progress, expect, objective or sft_objective)  # fmt: skip
     finally:
         progress.close()
     elapsed = progress.elapsed

@@ -26,6 +26,8 @@ CASES: dict[str, list[dict]] = {
         {"path": PLAIN, "rationale_field": "rationale"},
     ],
     "reasoning_gym": [{"dataset": "basic_arithmetic"}, {"dataset": "chain_sum"}, {"dataset": "leg_counting"}],
+    "bbh": [{"path": str(FIXTURES / "bbh" / "tasks")}],
+    "cot_collection": [{"path": str(FIXTURES / "cot_collection_sample.json")}],
 }
 PARAMS = [
     pytest.param(name, cfg, id=f"{name}-{i}") for name, cfgs in CASES.items() for i, cfg in enumerate(cfgs)
@@ -86,7 +88,7 @@ def test_item_seed_is_stable_across_processes():
 
 
 def test_unknown_task_lists_allowed():
-    with pytest.raises(ReasonDistillError, match="unknown task 'arith'; allowed: arithmetic, jsonl"):
+    with pytest.raises(ReasonDistillError, match="unknown task 'arith'; allowed: arithmetic, bbh, cot_collection, jsonl"):
         build_task("arith", {})
 
 
