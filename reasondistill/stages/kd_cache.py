@@ -32,9 +32,10 @@ from typing import Literal
 from pydantic import Field
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import read_jsonl, write_json_atomic
+from reasondistill.records import write_json_atomic
 from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
 from reasondistill.stages.common import ModelSource
+from reasondistill.stages.sft import load_rows
 
 META = "kd_cache.json"
 
@@ -60,20 +61,6 @@ def read_meta(cache_dir: Path, who: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _rows(ctx: StageContext, cfg: KDCacheConfig) -> list[dict]:
-    path = ctx.path(cfg.rows) / "rows.jsonl"
-    if not path.exists():
-        raise ReasonDistillError(f"kd_cache: stage {cfg.rows!r} wrote no rows.jsonl ({path})")
-    rows = list(read_jsonl(path))
-    if cfg.max_rows is not None:
-        if len(rows) < cfg.max_rows:
-            raise ReasonDistillError(
-                f"kd_cache: max_rows={cfg.max_rows} but stage {cfg.rows!r} has {len(rows)} rows"
-            )
-        rows = rows[: cfg.max_rows]
-    if not rows:
-        raise ReasonDistillError(f"kd_cache: stage {cfg.rows!r} has no rows")
-    return rows
 
 
 class KDCacheStage(Stage):
@@ -86,7 +73,7 @@ class KDCacheStage(Stage):
         from reasondistill.train.batching import encode_rows
 
         cfg: KDCacheConfig = ctx.cfg
-        rows = _rows(ctx, cfg)
+        rows = load_rows(ctx, cfg)
         source = cfg.teacher.resolve(ctx)
         model, tok = load_model(source, device=default_device())
         logit_rows = model.get_output_embeddings().weight.shape[0]

@@ -62,19 +62,23 @@ class SFTStageConfig(StageConfig):
         return self
 
 
-def load_rows(ctx: StageContext, cfg: SFTStageConfig) -> list[dict]:
+def load_rows(ctx: StageContext, cfg) -> list[dict]:
+    """The `rows` stage's rows.jsonl, first `cfg.max_rows` of them; errors name `cfg.kind`.
+
+    Shared by every stage that consumes rows (sft, kd, kd_cache): `cfg` has rows, max_rows, kind.
+    """
     path = ctx.path(cfg.rows) / "rows.jsonl"
     if not path.exists():
-        raise ReasonDistillError(f"sft: stage {cfg.rows!r} wrote no rows.jsonl ({path})")
+        raise ReasonDistillError(f"{cfg.kind}: stage {cfg.rows!r} wrote no rows.jsonl ({path})")
     rows = list(read_jsonl(path))
     if cfg.max_rows is not None:
         if len(rows) < cfg.max_rows:
             raise ReasonDistillError(
-                f"sft: max_rows={cfg.max_rows} but stage {cfg.rows!r} has only {len(rows)} rows"
+                f"{cfg.kind}: max_rows={cfg.max_rows} but stage {cfg.rows!r} has only {len(rows)} rows"
             )
         rows = rows[: cfg.max_rows]
     if not rows:
-        raise ReasonDistillError(f"sft: stage {cfg.rows!r} has no rows")
+        raise ReasonDistillError(f"{cfg.kind}: stage {cfg.rows!r} has no rows")
     return rows
 
 
