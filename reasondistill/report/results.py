@@ -4,7 +4,9 @@ results.json layout (every number the report shows, plus the coordinates needed 
     {"title", "splits": [...],
      "evals": [{"name", "kind", "coords": {axis: value}, "hash", "metrics": {split: {n, correct,
                 accuracy, ci_low, ci_high, mean_generated_tokens}}}],
-     "over_seeds": [{"coords", "instances", "seeds", "splits": {split: {"mean", "std", "values": {seed: acc}}}}]}
+     "over_seeds": [{"coords", "instances", "seeds",
+                     "splits": {split: {"mean", "std", "values": {seed: acc}, "tokens"}}}],
+     "contrasts": [{"label", "a", "b", "splits": {split: {"diff", "se", "paired"}}}]}  (report/contrasts.py)
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+
+SEEDS_CHART = "results_seeds.png"
 
 
 def load_eval(stage_dir: Path, fallback_name: str) -> dict:
@@ -58,7 +62,13 @@ def summarize_over_seeds(evals: list[dict], seed_key: str = "seed") -> list[dict
             accs = list(values.values())
             mean = sum(accs) / len(accs) if accs else None
             std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else None
-            splits[split] = {"mean": mean, "std": std, "values": values}
+            toks = [
+                m["metrics"][split]["mean_generated_tokens"]
+                for m in members
+                if split in m["metrics"] and m["metrics"][split].get("mean_generated_tokens") is not None
+            ]
+            tokens = sum(toks) / len(toks) if toks else None  # generated tokens per answer, mean over seeds
+            splits[split] = {"mean": mean, "std": std, "values": values, "tokens": tokens}
         out.append(
             {
                 "coords": dict(rest),
@@ -70,12 +80,17 @@ def summarize_over_seeds(evals: list[dict], seed_key: str = "seed") -> list[dict
     return out
 
 
-def build_results(evals: list[dict], title: str | None = None) -> dict:
+def build_results(evals: list[dict], title: str | None = None, contrasts: list | None = None) -> dict:
+    """Everything the report shows; `contrasts` (report/contrasts.py) compare over-seeds groups."""
+    from reasondistill.report.contrasts import compute_contrasts
+
+    over_seeds = summarize_over_seeds(evals)
     return {
         "title": title,
         "splits": split_names(evals),
         "evals": evals,
-        "over_seeds": summarize_over_seeds(evals),
+        "over_seeds": over_seeds,
+        "contrasts": compute_contrasts(over_seeds, contrasts or []),
     }
 
 
@@ -107,8 +122,9 @@ def to_markdown(results: dict) -> str:
             cells += [_cell_acc(m), "—" if m is None else str(m["n"]), _cell_tokens(m)]
         lines.append("| " + " | ".join(cells) + " |")
     if results["over_seeds"]:
-        lines += ["", "## Over seeds (accuracy %: mean ± std; per-seed values)", ""]
-        lines += ["| coords | seeds | " + " | ".join(splits) + " |", "|" + "---|" * (len(splits) + 2)]
+        lines += ["", "## Over seeds (accuracy %: mean ± std (per-seed values); generated tokens per answer)", ""]
+        head = ["coords", "seeds", *splits, *(f"{s} tokens" for s in splits)]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for g in results["over_seeds"]:
             coords = ", ".join(f"{k}={v}" for k, v in g["coords"].items()) or "—"
             cells = [coords, str(len(g["seeds"]))]
@@ -120,5 +136,13 @@ def to_markdown(results: dict) -> str:
                 std = "—" if st["std"] is None else _pct(st["std"])
                 vals = ", ".join(f"{k}: {_pct(v)}" for k, v in st["values"].items())
                 cells.append(f"{_pct(st['mean'])} ± {std} ({vals})")
+            for s in splits:
+                t = (g["splits"].get(s) or {}).get("tokens")
+                cells.append("—" if t is None else f"{t:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"![accuracy over seeds]({SEEDS_CHART})"]  # the report stage writes it beside this file
+    if results.get("contrasts"):
+        from reasondistill.report.contrasts import contrasts_markdown
+
+        lines += ["", *contrasts_markdown(results["contrasts"], splits)]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,11 @@
 """`format` stage: examples (gold rationales) or traces -> SFT rows {prompt, completion, example_id}.
 
 Rows follow TRL's prompt/completion convention. `placement` puts the rationale before or
-after the label, or drops it (arXiv 2406.14511). Output: out_dir/rows.jsonl, written
-atomically after every row has been built, so a bad input leaves nothing behind.
+after the label, or drops it, and `transforms` rewrite the rationale first (shuffled tokens,
+key tokens only, masking, truncation: traces/transforms, arXiv 2406.14511). Output:
+out_dir/rows.jsonl and, with transforms, out_dir/rationales.jsonl {example_id, original,
+transformed}; written atomically after every row has been built, so a bad input leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from reasondistill.records import Trace, read_jsonl, write_jsonl_atomic
 from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
 from reasondistill.stages.common import ExampleSource
 from reasondistill.traces.format import Placement, render_completion, render_prompt
+from reasondistill.traces.transforms import RationaleItem, TransformConfig, TransformEnv, apply_transforms
 
 
 class FormatConfig(StageConfig):
@@ -24,12 +28,22 @@ class FormatConfig(StageConfig):
     source: ExampleSource | None = None  # examples with gold rationales
     traces: Ref | None = None  # a generate / filter stage (its traces.jsonl)
     placement: Placement = "before"
+    transforms: list[TransformConfig] = Field(
+        default_factory=list, description="rationale transforms, applied in order before rendering"
+    )
+    missing_rationale: Literal["error", "skip"] = Field(
+        "error",
+        description="an item without a rationale: error (when the placement needs one), or skip it "
+        "in every placement, so the arms of a placement ablation train on the same examples",
+    )
     max_rows: int | None = Field(None, ge=1, description="first N rows, in input order")
 
     @model_validator(mode="after")
     def _one_input(self):
         if (self.source is None) == (self.traces is None):
             raise ValueError("give exactly one of `source` (examples) or `traces` (a generate/filter stage)")
+        if self.transforms and self.placement == "none":
+            raise ValueError("`transforms` rewrite the rationale, which placement none drops; remove them")
         return self
 
 
@@ -41,13 +55,6 @@ class Item:
     prompt: str
     answer: str
     rationale: str | None
-
-
-def rationale_for(item: Item, cfg: FormatConfig) -> str | None:
-    """The rationale to render for `item`: the one seam for rationale transforms
-    (shuffled tokens, key tokens only, masking; arXiv 2406.14511), applied here in order
-    once a `transforms` field exists. Today: the rationale unchanged."""
-    return item.rationale
 
 
 def _items(cfg: FormatConfig, ctx: StageContext) -> list[Item]:
@@ -65,11 +72,44 @@ def _items(cfg: FormatConfig, ctx: StageContext) -> list[Item]:
     return items
 
 
-def build_rows(items: list[Item], cfg: FormatConfig) -> list[dict]:
-    """Render every item; fails on the first one that cannot be rendered, naming it."""
+def select_items(items: list[Item], cfg: FormatConfig) -> list[Item]:
+    """The items that become rows (rationale-less ones skipped or refused), then the first max_rows.
+
+    A missing rationale is refused here, before any transform runs (a saliency pass over the
+    teacher is the expensive part of this stage).
+    """
+    if cfg.missing_rationale == "skip":
+        items = [it for it in items if it.rationale is not None]
+    items = items[: cfg.max_rows]
+    if cfg.placement != "none":
+        bad = next((it for it in items if it.rationale is None), None)
+        if bad is not None:
+            raise ReasonDistillError(
+                f"format: example {bad.example_id!r}: placement {cfg.placement!r} needs a rationale, got None "
+                "(set missing_rationale: skip to drop such examples in every placement)"
+            )
+    return items
+
+
+def transformed_rationales(items: list[Item], cfg: FormatConfig, env: TransformEnv | None) -> list[str | None]:
+    """Every item's rationale after `cfg.transforms` (None when placement is none).
+
+    `env` gives transforms the stage's seed and inputs (tokenizers, the teacher); without one,
+    transforms that need no stage input still run, seeded by `cfg.seed`.
+    """
+    if cfg.placement == "none":
+        return [None] * len(items)
+    texts: list[str | None] = [it.rationale for it in items]
+    if cfg.transforms and items:
+        batch = [RationaleItem(it.example_id, it.prompt, it.answer, it.rationale or "") for it in items]
+        texts = list(apply_transforms(cfg.transforms, batch, env or TransformEnv(seed=cfg.seed)))
+    return texts
+
+
+def render_rows(items: list[Item], rationales: list[str | None], cfg: FormatConfig) -> list[dict]:
+    """One row per item; fails on the first one that cannot be rendered, naming it."""
     rows = []
-    for it in items[: cfg.max_rows]:
-        rationale = rationale_for(it, cfg) if cfg.placement != "none" else None
+    for it, rationale in zip(items, rationales, strict=True):
         try:
             completion = render_completion(it.answer, rationale, cfg.placement)
         except ValueError as e:
@@ -78,17 +118,38 @@ def build_rows(items: list[Item], cfg: FormatConfig) -> list[dict]:
     return rows
 
 
+def build_rows(items: list[Item], cfg: FormatConfig, env: TransformEnv | None = None) -> list[dict]:
+    """Select, transform and render: the rows of `items`."""
+    items = select_items(items, cfg)
+    return render_rows(items, transformed_rationales(items, cfg, env), cfg)
+
+
 class FormatStage(Stage):
     Config = FormatConfig
 
     def run(self, ctx: StageContext) -> dict:
         cfg: FormatConfig = ctx.cfg
-        items = _items(cfg, ctx)
-        rows = build_rows(items, cfg)
+        inputs = _items(cfg, ctx)
+        items = select_items(inputs, cfg)
+        rationales = transformed_rationales(items, cfg, TransformEnv(seed=cfg.seed, ctx=ctx))
+        rows = render_rows(items, rationales, cfg)
         if not rows:
             raise ReasonDistillError(f"format: {ctx.name} produced no rows (empty input?)")
+        if cfg.transforms:  # what each transform made of each rationale, for inspection
+            write_jsonl_atomic(
+                ctx.out_dir / "rationales.jsonl",
+                (
+                    {"example_id": it.example_id, "original": it.rationale, "transformed": r}
+                    for it, r in zip(items, rationales, strict=True)
+                ),
+            )
         write_jsonl_atomic(ctx.out_dir / "rows.jsonl", rows)
-        return {"rows": len(rows), "inputs": len(items), "placement": cfg.placement}
+        return {
+            "rows": len(rows),
+            "inputs": len(inputs),
+            "placement": cfg.placement,
+            "transforms": [t.name for t in cfg.transforms],
+        }
 
 
 STAGES.register("format", FormatStage)

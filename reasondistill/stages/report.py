@@ -1,7 +1,10 @@
 """`report` stage: one table and one plot over evaluate instances.
 
 Outputs: out_dir/results.json (all numbers plus each instance's matrix coordinates),
-out_dir/results.md, out_dir/results.png. A matrix-expanded `evals` entry arrives here as
+out_dir/results.md, out_dir/results.png (one bar per instance, 95% Wilson CIs) and, when
+instances differ by a `seed` coordinate, out_dir/results_seeds.png (mean ± std over seeds,
+each seed a dot, generated tokens per answer). `contrasts` add differences between groups
+with standard errors (report/contrasts.py). A matrix-expanded `evals` entry arrives here as
 all its instances (the pipeline expands it); their labels come from each stage's
 stage.json.
 """
@@ -13,8 +16,9 @@ from typing import Literal
 from pydantic import Field
 
 from reasondistill.records import write_json_atomic
-from reasondistill.report.plot import plot_accuracy
-from reasondistill.report.results import build_results, load_eval, to_markdown
+from reasondistill.report.contrasts import Contrast
+from reasondistill.report.plot import plot_accuracy, plot_over_seeds
+from reasondistill.report.results import SEEDS_CHART, build_results, load_eval, to_markdown
 from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
 
 
@@ -22,6 +26,9 @@ class ReportConfig(StageConfig):
     kind: Literal["report"]
     evals: list[Ref] = Field(min_length=1)  # evaluate stages
     title: str | None = None
+    contrasts: list[Contrast] = Field(
+        default_factory=list, description="differences between over-seeds groups, e.g. {label, a: {arm: after}, b: {arm: before}}"
+    )
 
 
 class ReportStage(Stage):
@@ -30,11 +37,14 @@ class ReportStage(Stage):
     def run(self, ctx: StageContext) -> dict:
         cfg: ReportConfig = ctx.cfg
         evals = [load_eval(ctx.path(ref), ref) for ref in cfg.evals]
-        results = build_results(evals, cfg.title)
+        results = build_results(evals, cfg.title, cfg.contrasts)  # a bad contrast fails before any file
         out = ctx.out_dir
-        # Each file is replaced atomically; the pipeline's completion marker comes after all three.
+        # Each file is replaced atomically; the pipeline's completion marker comes after all of them.
         plot_accuracy(results, out / "results.tmp.png")
         (out / "results.tmp.png").replace(out / "results.png")
+        if results["over_seeds"]:
+            plot_over_seeds(results, out / "results_seeds.tmp.png")
+            (out / "results_seeds.tmp.png").replace(out / SEEDS_CHART)
         (out / "results.md.tmp").write_text(to_markdown(results), encoding="utf-8")
         (out / "results.md.tmp").replace(out / "results.md")
         write_json_atomic(out / "results.json", results)
