@@ -14,9 +14,11 @@ Usage:  python bench/kd_throughput.py [--quick] [--repeats R] [--threads T]
     synthetic 4000-word lexicon, at k = 128, where the loss over the vocabulary is a larger
     share of a tiny model's step.
 (2) Cache size and fidelity (2048-token vocabulary). A teacher trained on those traces scores
-    held-out rows; a briefly trained student is the comparison point. For k = 16, 64, 128 and
-    both codecs: bytes per completion token on disk (npy headers and row index included) and
-    the relative error of the summed forward-KL loss through the cache against full logits.
+    held-out rows; a briefly trained student is the comparison point. For k = 16, 64, 128,
+    both codecs, and `packed` with 32 tail samples (kd/tail.py: unbiased forward KL): bytes per
+    completion token on disk (npy headers and row index included) and the relative error of
+    the summed forward-KL loss through the cache against full logits (with tail samples: the
+    mean over 5 sampling seeds, and the largest single-seed error).
     Targets at k = 128: <= 300 bytes/token and <= 1% loss error. Bytes for the 32000- and
     152064-token vocabularies of the paper's model families are printed from the fixed record
     sizes (kd/codec.py).
@@ -100,28 +102,44 @@ def train(spec, tok, rows, steps: int, out: Path, objective=None, lr: float = 3e
 
 
 def step_times(tok, rows, teacher, k: int, work: Path, steps: int, repeats: int) -> dict[str, list]:
-    """(wall, CPU) seconds per optimizer step, per repeat, for sft / cached / online (interleaved)."""
-    cache = build_cache(teacher, encode_rows(tok, rows, 128), min(k, len(tok)), work / "cache",
-                        pad_id=tok.pad_token_id, codec="packed")  # fmt: skip
+    """(wall, CPU) seconds per optimizer step, per repeat, for sft / cached / cached with tail
+    samples / online (interleaved, rotating the order every repeat)."""
+    enc = encode_rows(tok, rows, 128)
+    cache, tail_cache = (
+        build_cache(
+            teacher,
+            enc,
+            min(k, len(tok)),
+            work / f"cache{m}",
+            pad_id=tok.pad_token_id,
+            codec="packed",
+            tail_samples=m,
+        )  # fmt: skip
+        for m in (0, TAIL_SAMPLES)
+    )
     v = len(tok)
     methods = {
         "sft": lambda: None,
         "cached": lambda: KDObjective(KDLossConfig(), v, cache=cache),
+        "cached_tail": lambda: KDObjective(KDLossConfig(), v, cache=tail_cache),
         "online": lambda: KDObjective(KDLossConfig(), v, teacher=teacher),
     }
     out: dict[str, list] = {m: [] for m in methods}
     names = list(methods)
     sft_module.Progress = _CpuClock
     for r in range(-1, repeats):  # repeat -1: warm-up, untimed
-        for name in names[r % 3 :] + names[: r % 3]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             state = train(STUDENT, tok, rows, steps, Path(tempfile.mkdtemp(dir=work)), methods[name]())
             if r >= 0:
                 out[name].append((state["wall_s"] / state["steps"], _CpuClock.last.cpu_s / state["steps"]))
     return out
 
 
+TAIL_SAMPLES, SAMPLE_SEEDS = 32, 5
+
+
 def fidelity(tok, teacher, student, rows, work: Path) -> list[dict]:
-    """Per (k, codec): bytes/token on disk and the cached forward-KL sum's relative error."""
+    """Per (k, codec, tail samples): bytes/token on disk and the cached forward-KL sum's relative error."""
     enc = encode_rows(tok, rows, 128)
     batch = collate(enc, tok.pad_token_id)
     mask = next_token_mask(batch["labels"])
@@ -133,13 +151,20 @@ def fidelity(tok, teacher, student, rows, work: Path) -> list[dict]:
     out = []
     for k in (16, 64, 128):
         tail = 1 - t_lp.topk(k, -1).values.exp().sum(-1)
-        for codec in ("fp16", "packed"):
-            cache = build_cache(teacher, enc, k, work / f"c{k}{codec}", pad_id=tok.pad_token_id, codec=codec)
-            cached, _ = forward_kl(s_logits, cache.batch(range(len(enc)), mask=mask), mask)
-            on_disk = sum(f.stat().st_size for f in (work / f"c{k}{codec}").rglob("*.npy"))
-            out.append({"k": k, "codec": codec, "bytes_per_token": on_disk / n,
-                        "record_bytes": bytes_per_token(k, len(tok), codec),
-                        "rel_error": abs(float(cached / full) - 1), "tail_mass": float(tail.mean())})  # fmt: skip
+        for codec, m in (("fp16", 0), ("packed", 0), ("packed", TAIL_SAMPLES)):
+            errors, on_disk = [], 0
+            for seed in range(SAMPLE_SEEDS if m else 1):
+                d = work / f"c{k}{codec}{m}-{seed}"
+                cache = build_cache(
+                    teacher, enc, k, d, pad_id=tok.pad_token_id, codec=codec, tail_samples=m, seed=seed
+                )
+                cached, _ = forward_kl(s_logits, cache.batch(range(len(enc)), mask=mask), mask)
+                errors.append(float(cached / full) - 1)
+                on_disk = sum(f.stat().st_size for f in d.rglob("*.npy"))
+            out.append({"k": k, "codec": codec, "m": m, "bytes_per_token": on_disk / n,
+                        "record_bytes": bytes_per_token(k, len(tok), codec, m),
+                        "rel_error": abs(statistics.mean(errors)), "max_error": max(map(abs, errors)),
+                        "tail_mass": float(tail.mean())})  # fmt: skip
     print(
         f"  forward KL(teacher || student) over {n} held-out completion tokens: {float(full) / n:.4f} nats/token"
     )
@@ -151,6 +176,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 repeat, shorter training (~2 min)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--only", choices=("timing", "fidelity"), help="run one part (fidelity needs no quiet machine)"
+    )
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -158,62 +186,79 @@ def main() -> None:
     print(f"torch threads {torch.get_num_threads()}; load avg {os.getloadavg()[0]:.2f}; batch {BATCH}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results = {}
-        for name, words, vocab, k in (("arithmetic", 0, 128, 32), ("wordy", 4000, 2048, 128)):
-            rows = traces(512, words)
-            tok = train_tokenizer([r["prompt"] + r["completion"] for r in rows], vocab_size=vocab)
-            teacher = build_tiny_model(TEACHER, tok, seed=1).eval()
-            name = f"{name}, V={len(tok)}, k={k}"
-            print(f"\n[{name}] timing {steps} steps x {repeats} repeats per objective")
-            results[name] = step_times(tok, rows, teacher, k, work / name, steps, repeats)
-            for m, ts in results[name].items():
-                print(f"  {m:6s} wall " + ", ".join(f"{w * 1e3:.1f}" for w, _ in ts) + " ms/step;  CPU "
-                      + ", ".join(f"{c * 1e3:.1f}" for _, c in ts))  # fmt: skip
-        print("\n[fidelity] training a teacher and a student on the wordy traces ...")
-        rows = traces(2048 if not a.quick else 1024, 4000, seed=1)
-        tok = train_tokenizer([r["prompt"] + r["completion"] for r in rows], vocab_size=2048)
-        t_steps, s_steps = (150, 40) if a.quick else (400, 100)
-        train(TEACHER, tok, rows[64:], t_steps, work / "teacher", lr=2e-3, seed=1)
-        train(STUDENT, tok, rows[64:], s_steps, work / "student", lr=3e-3)
-        from transformers import AutoModelForCausalLM
+        results, fid, vocab = {}, [], 0
+        if a.only != "fidelity":
+            results = timing(work, steps, repeats)
+        if a.only != "timing":
+            fid, vocab = fidelity_run(work, a.quick)
+    report(results, fid, vocab)
 
-        teacher, student = (
-            AutoModelForCausalLM.from_pretrained(work / n / "model").eval() for n in ("teacher", "student")
-        )
-        fid = fidelity(tok, teacher, student, rows[:64], work / "fid")
-    report(results, fid, len(tok))
+
+def timing(work: Path, steps: int, repeats: int) -> dict:
+    results = {}
+    for name, words, vocab, k in (("arithmetic", 0, 128, 32), ("wordy", 4000, 2048, 128)):
+        rows = traces(512, words)
+        tok = train_tokenizer([r["prompt"] + r["completion"] for r in rows], vocab_size=vocab)
+        teacher = build_tiny_model(TEACHER, tok, seed=1).eval()
+        name = f"{name}, V={len(tok)}, k={k}"
+        print(f"\n[{name}] timing {steps} steps x {repeats} repeats per objective")
+        results[name] = step_times(tok, rows, teacher, k, work / name, steps, repeats)
+        for m, ts in results[name].items():
+            print(f"  {m:6s} wall " + ", ".join(f"{w * 1e3:.1f}" for w, _ in ts) + " ms/step;  CPU "
+                  + ", ".join(f"{c * 1e3:.1f}" for _, c in ts))  # fmt: skip
+    return results
+
+
+def fidelity_run(work: Path, quick: bool) -> tuple[list[dict], int]:
+    print("\n[fidelity] training a teacher and a student on the wordy traces ...")
+    rows = traces(2048 if not quick else 1024, 4000, seed=1)
+    tok = train_tokenizer([r["prompt"] + r["completion"] for r in rows], vocab_size=2048)
+    t_steps, s_steps = (150, 40) if quick else (400, 100)
+    train(TEACHER, tok, rows[64:], t_steps, work / "teacher", lr=2e-3, seed=1)
+    train(STUDENT, tok, rows[64:], s_steps, work / "student", lr=3e-3)
+    from transformers import AutoModelForCausalLM
+
+    teacher, student = (
+        AutoModelForCausalLM.from_pretrained(work / n / "model").eval() for n in ("teacher", "student")
+    )
+    return fidelity(tok, teacher, student, rows[:64], work / "fid"), len(tok)
 
 
 def report(results: dict, fid: list[dict], vocab: int) -> None:
-    print(
-        "\n| setting | clock | SFT ms/step | cached KD ms/step | online KD ms/step | cached / SFT | online / SFT |"
-    )
-    print("|---|---|---|---|---|---|---|")
     verdicts = []
+    if results:
+        print("\n| setting | clock | SFT ms/step | cached KD ms/step | cached + 32 tail samples | online KD ms/step "
+              "| cached / SFT | cached + tail / SFT | online / SFT |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
     for name, res in results.items():
         for i, clock in enumerate(("wall", "CPU")):
             med = {m: statistics.median(t[i] for t in ts) for m, ts in res.items()}
-            c, o = med["cached"] / med["sft"], med["online"] / med["sft"]
+            c, ct, o = (med[m] / med["sft"] for m in ("cached", "cached_tail", "online"))
             verdicts.append(f"cached / SFT ({name}, {clock}) = {c:.3f} (target <= 1.10: "
                             f"{'PASS' if c <= 1.10 else 'FAIL'})")  # fmt: skip
             print(f"| {name} | {clock} | {med['sft'] * 1e3:.1f} | {med['cached'] * 1e3:.1f} | "
-                  f"{med['online'] * 1e3:.1f} | {c:.3f} | {o:.2f} |")  # fmt: skip
-    print(
-        f"\n| k | codec | bytes/token on disk (V={vocab}) | record bytes V={vocab} | V=32000 | V=152064 "
-        "| teacher mass outside top-k | KD loss rel. error |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+                  f"{med['cached_tail'] * 1e3:.1f} | {med['online'] * 1e3:.1f} | {c:.3f} | {ct:.3f} | {o:.2f} |")  # fmt: skip
+    if fid:
+        print(
+            f"\n| k | codec | tail samples | bytes/token on disk (V={vocab}) | record bytes V={vocab} | V=32000 "
+            "| V=152064 | teacher mass outside top-k | KD loss rel. error | worst seed |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
     for f in fid:
-        print(f"| {f['k']} | {f['codec']} | {f['bytes_per_token']:.1f} | {f['record_bytes']} | "
-              f"{bytes_per_token(f['k'], 32000, f['codec'])} | {bytes_per_token(f['k'], 152064, f['codec'])} | "
-              f"{f['tail_mass']:.2e} | {100 * f['rel_error']:.3f}% |")  # fmt: skip
+        c, m = f["codec"], f["m"]
+        print(f"| {f['k']} | {c} | {m} | {f['bytes_per_token']:.1f} | {f['record_bytes']} | "
+              f"{bytes_per_token(f['k'], 32000, c, m)} | {bytes_per_token(f['k'], 152064, c, m)} | "
+              f"{f['tail_mass']:.2e} | {100 * f['rel_error']:.3f}% | {100 * f['max_error']:.3f}% |")  # fmt: skip
     print()
     for v in verdicts:
         print(v)
     for f in (x for x in fid if x["k"] == 128):
-        ok_b, ok_e = f["bytes_per_token"] <= 300, f["rel_error"] <= 0.01
-        print(f"k=128 {f['codec']:6s}: {f['bytes_per_token']:.1f} bytes/token (target <= 300: "
-              f"{'PASS' if ok_b else 'FAIL'}), loss error {100 * f['rel_error']:.3f}% (target <= 1%: "
+        ok_b, ok_e = (
+            f["bytes_per_token"] <= 300,
+            f["max_error"] <= 0.01,
+        )  # worst seed: one cache is what a user has
+        print(f"k=128 {f['codec']:6s} m={f['m']:2d}: {f['bytes_per_token']:.1f} bytes/token (target <= 300: "
+              f"{'PASS' if ok_b else 'FAIL'}), loss error {100 * f['max_error']:.3f}% (target <= 1%: "
               f"{'PASS' if ok_e else 'FAIL'})")  # fmt: skip
 
 

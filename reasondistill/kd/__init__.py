@@ -3,6 +3,7 @@ and the teacher/student vocabulary check (Do, Doddipatla, Knill, INLG 2025, arXi
 
     losses.py   KD_LOSSES (forward_kl, reverse_kl, jsd, tv), KDLossConfig, kd_objective
     teacher.py  SparseTeacher (cached top-k) and the (k+1)-bucket formulation
+    tail.py     tail samples: an unbiased forward KL from a top-k cache (arXiv 2503.16870)
     cache.py    the cache format; LogitCacheWriter (sharded, resumable), bytes_per_token
     reader.py   LogitCache (memmap-streamed reader; per-micro-batch gather)
     codec.py    on-disk encodings: fp16, packed (Elias-Fano ids + float8 log-probs)

@@ -10,6 +10,7 @@ import torch
 
 from reasondistill.errors import ReasonDistillError
 from reasondistill.kd.cache import LogitCache, LogitCacheWriter
+from reasondistill.kd.tail import sample_tail
 from reasondistill.kd.teacher import topk_logprobs
 from reasondistill.train.batching import EncodedRow, collate
 from reasondistill.train.loss import n_targets
@@ -37,6 +38,8 @@ def build_cache(
     pad_id: int = 0,
     shard_rows: int = 256,
     codec: str = "fp16",
+    tail_samples: int = 0,
+    seed: int = 0,
 ) -> LogitCache:
     """Score `rows` with a teacher (any HF causal LM) and cache top-k log-probs; resumable.
 
@@ -48,6 +51,9 @@ def build_cache(
     it before the softmax, so padded embedding rows get no mass. codec: on-disk encoding
     (kd/codec.py: "fp16", or "packed" at ~40-60% of its bytes). temperature: the KD
     temperature (the cache stores softmax(logits / temperature); kd/teacher.py says why).
+    tail_samples: m > 0 also stores m ids drawn from the teacher's distribution inside its
+    tail and its entropy per position, for an unbiased forward KL (kd/tail.py); the draws of row
+    i come from a generator seeded by (seed, i), so they do not depend on batching or resume.
     Rows already in complete shards of out_dir are skipped; a crash keeps the rows scored so
     far (the writer flushes them on the way out). Memory: one batch of full logits [B, L, V].
     """
@@ -57,7 +63,13 @@ def build_cache(
     model.eval()
     try:
         with LogitCacheWriter(
-            out_dir, k, v, temperature=temperature, shard_rows=shard_rows, codec=codec
+            out_dir,
+            k,
+            v,
+            temperature=temperature,
+            shard_rows=shard_rows,
+            codec=codec,
+            tail_samples=tail_samples,
         ) as writer:
             todo = [i for i in range(len(rows)) if i not in writer]
             for start in range(0, len(todo), batch_size):
@@ -73,7 +85,12 @@ def build_cache(
                 for b, i in enumerate(idx):
                     n = n_targets(len(rows[i].ids), rows[i].n_prompt)
                     lo = len(rows[i].ids) - 1 - n  # first position that predicts a completion token
-                    writer.add(i, *topk_logprobs(logits[b, lo : lo + n, :v], k, temperature))
+                    row_logits = logits[b, lo : lo + n, :v]
+                    entry = topk_logprobs(row_logits, k, temperature)
+                    if tail_samples:
+                        gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+                        entry = (*entry, *sample_tail(row_logits, entry[0], tail_samples, temperature, gen))
+                    writer.add(i, *entry)
     finally:
         model.train(was_training)
     return LogitCache(out_dir)

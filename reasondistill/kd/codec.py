@@ -43,13 +43,15 @@ def _ef_shape(k: int, vocab_size: int) -> tuple[int, int, int]:
     return low, -(-k * low // 8), high_bits
 
 
-def bytes_per_token(k: int, vocab_size: int, codec: str = "fp16") -> int:
-    """Bytes of one cached position: ids + log-probs + a float32 tail (row index not counted)."""
+def bytes_per_token(k: int, vocab_size: int, codec: str = "fp16", tail_samples: int = 0) -> int:
+    """Bytes of one cached position: ids + log-probs + a float32 tail (row index not counted),
+    plus, with m tail samples (kd/tail.py), m ids of id_dtype and a float32 tail entropy."""
+    extra = tail_samples * id_dtype(vocab_size).itemsize + 4 if tail_samples else 0
     if codec == "fp16":
-        return k * (id_dtype(vocab_size).itemsize + 2) + 4
+        return k * (id_dtype(vocab_size).itemsize + 2) + 4 + extra
     if codec == "packed":
         _, low_bytes, high_bits = _ef_shape(k, vocab_size)
-        return low_bytes + -(-high_bits // 8) + k + 4
+        return low_bytes + -(-high_bits // 8) + k + 4 + extra
     raise ValueError(f"unknown logit cache codec {codec!r}; allowed: {', '.join(CODECS)}")
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
 from reasondistill.errors import ReasonDistillError
+from reasondistill.kd.tail import sampled_tail_kl
 from reasondistill.kd.teacher import SparseTeacher, bucket_logprobs
 from reasondistill.models.schema import StrictModel
 from reasondistill.registry import Registry
@@ -56,9 +57,18 @@ def forward_kl(
     student_logits: torch.Tensor, teacher: Teacher, mask: torch.Tensor, *, temperature: float = 1.0
 ) -> tuple[torch.Tensor, int]:
     """sum over masked tokens of tau^2 KL(p_teacher || q_student): mean-seeking (covers every
-    teacher mode); the loss of arXiv 2511.05184."""
+    teacher mode); the loss of arXiv 2511.05184. A sparse teacher with tail samples adds their
+    unbiased estimate of the KL inside the tail, which the buckets drop (kd/tail.py)."""
     log_p, log_q = bucket_logprobs(student_logits, teacher, mask, temperature)
-    return _reduce(_kl(log_p, log_q), temperature), log_p.shape[0]
+    per_token = _kl(log_p, log_q)
+    tail = teacher.samples_at(mask.bool()) if isinstance(teacher, SparseTeacher) else None
+    if tail is not None and len(per_token):
+        rows = mask.bool().reshape(-1).nonzero().squeeze(-1)
+        first_id = teacher.at(mask.bool())[0][:, 0].long()
+        per_token = per_token + sampled_tail_kl(
+            student_logits, rows, first_id, *tail, log_p, log_q, temperature
+        )
+    return _reduce(per_token, temperature), log_p.shape[0]
 
 
 @KD_LOSSES.register("reverse_kl")

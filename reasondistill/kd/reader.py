@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,6 +21,17 @@ from reasondistill.kd import codec as codecs
 from reasondistill.kd.teacher import SparseTeacher
 
 FORMAT = 1
+
+
+class Gathered(NamedTuple):
+    """Rows' cache entries concatenated in the requested order (LogitCache.gather)."""
+
+    ids: np.ndarray  # [P, k] int64
+    logprobs: np.ndarray  # [P, k] float32
+    tail: np.ndarray  # [P] float32
+    lengths: np.ndarray  # [R] positions per row
+    samples: np.ndarray | None = None  # [P, m] int64 tail samples (kd/tail.py), if cached
+    tail_entropy: np.ndarray | None = None  # [P] float32
 
 
 def shard_dirs(directory: Path) -> list[Path]:
@@ -41,13 +53,12 @@ class LogitCache:
         self.vocab_size: int = meta["vocab_size"]
         self.temperature: float = meta["temperature"]
         self.codec: str = meta.get("codec", "fp16")
+        self.tail_samples: int = meta.get("tail_samples", 0)
         # Only the small index arrays (rows, offsets) are read into memory; the big fields
         # stay on disk as np.memmap and are paged in per row.
         dirs = shard_dirs(self.dir)
-        self._shards = [
-            {name: np.load(s / f"{name}.npy", mmap_mode="r") for name in ("ids", "logprobs", "tail")}
-            for s in dirs
-        ]
+        fields = ("ids", "logprobs", "tail") + (("samples", "tail_entropy") if self.tail_samples else ())
+        self._shards = [{name: np.load(s / f"{name}.npy", mmap_mode="r") for name in fields} for s in dirs]
         rows, shard_of, starts, ends = [np.zeros(0, dtype=np.int64)], [], [], []
         for i, s in enumerate(dirs):
             r, off = np.load(s / "rows.npy"), np.load(s / "offsets.npy")
@@ -88,10 +99,10 @@ class LogitCache:
 
     def get(self, row_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids [T, k] int64, logprobs [T, k] float32, tail [T] float32) of one row (copies)."""
-        ids, logprobs, tail, _ = self.gather([row_index])
-        return ids, logprobs, tail
+        g = self.gather([row_index])
+        return g.ids, g.logprobs, g.tail
 
-    def gather(self, row_indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def gather(self, row_indices: Sequence[int]) -> Gathered:
         """Rows' entries concatenated in the given order, + their lengths. One fancy-indexed read
         and one decode per shard touched, not per row: this runs once per training micro-batch."""
         locs = np.asarray([self._locate(int(r)) for r in row_indices], dtype=np.int64)
@@ -102,6 +113,9 @@ class LogitCache:
         ids = np.empty((total, self.k), dtype=np.int64)
         logprobs = np.empty((total, self.k), dtype=np.float32)
         tail = np.empty(total, dtype=np.float32)
+        m = self.tail_samples
+        samples = np.empty((total, m), dtype=np.int64) if m else None
+        entropy = np.empty(total, dtype=np.float32) if m else None
         for sh in np.unique(shard_of):
             sel = shard_of == sh
             src, dst = _ranges(start[sel], lengths[sel]), _ranges(dst_start[sel], lengths[sel])
@@ -112,14 +126,16 @@ class LogitCache:
                 shard["ids"][src], shard["logprobs"][src], self.k, self.vocab_size, self.codec
             )
             tail[dst] = shard["tail"][src]
-        return ids, logprobs, tail, lengths
+            if m:
+                samples[dst], entropy[dst] = shard["samples"][src], shard["tail_entropy"][src]
+        return Gathered(ids, logprobs, tail, lengths, samples, entropy)
 
     def batch(
         self,
         row_indices: Sequence[int],
         pad_to: int | None = None,
         mask: torch.Tensor | None = None,
-        gathered: tuple | None = None,
+        gathered: Gathered | None = None,
         packed: bool = False,
     ) -> SparseTeacher:
         """SparseTeacher [B, T, k] for these rows.
@@ -133,7 +149,8 @@ class LogitCache:
         packed: return SparseTeacher's packed layout ([N, k] fields + the mask; needs `mask`).
         """
         row_indices = [int(r) for r in row_indices]
-        ids, logprobs, tail, lengths = gathered if gathered is not None else self.gather(row_indices)
+        g = gathered if gathered is not None else self.gather(row_indices)
+        ids, logprobs, tail, lengths = g.ids, g.logprobs, g.tail, g.lengths
         if mask is not None:
             mask = mask.bool().cpu()
             if mask.shape[0] != len(row_indices):
@@ -158,13 +175,30 @@ class LogitCache:
             if mask is None:
                 raise ValueError("packed=True needs the loss mask")
             tensors = (torch.from_numpy(x) for x in (ids, logprobs, tail))
-            return SparseTeacher(*tensors, temperature=self.temperature, mask=mask)
+            extra = (
+                (None, None)
+                if g.samples is None
+                else (torch.from_numpy(g.samples), torch.from_numpy(g.tail_entropy))
+            )
+            return SparseTeacher(
+                *tensors, temperature=self.temperature, mask=mask, samples=extra[0], tail_entropy=extra[1]
+            )
         # mask's True positions, row-major, are the rows' entries in order: one scatter each.
         out_ids = torch.zeros(*mask.shape, self.k, dtype=torch.int64)
         out_lp = torch.zeros(*mask.shape, self.k, dtype=torch.float32)
         out_tail = torch.zeros(*mask.shape, dtype=torch.float32)
         out_ids[mask], out_lp[mask], out_tail[mask] = (torch.from_numpy(x) for x in (ids, logprobs, tail))
-        return SparseTeacher(out_ids, out_lp, out_tail, self.temperature)
+        out_samples = out_entropy = None
+        if g.samples is not None:
+            out_samples = torch.zeros(*mask.shape, g.samples.shape[1], dtype=torch.int64)
+            out_entropy = torch.zeros(*mask.shape, dtype=torch.float32)
+            out_samples[mask], out_entropy[mask] = (
+                torch.from_numpy(g.samples),
+                torch.from_numpy(g.tail_entropy),
+            )
+        return SparseTeacher(
+            out_ids, out_lp, out_tail, self.temperature, samples=out_samples, tail_entropy=out_entropy
+        )
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

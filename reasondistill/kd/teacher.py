@@ -60,6 +60,9 @@ class SparseTeacher:
     [N, k] / [N] holding only the N positions where mask is True (row-major), which must be the
     loss's mask; it skips scattering into [B, T, k] just for the loss to gather back
     (LogitCache.batch(..., packed=True), the training path).
+    samples [B, T, m] / tail_entropy [B, T] (or [N, m] / [N] packed): optional ids drawn from
+    the teacher's distribution inside its tail and that distribution's entropy; forward KL
+    uses them for an unbiased estimate of what the buckets drop (kd/tail.py).
     """
 
     ids: torch.Tensor
@@ -67,16 +70,30 @@ class SparseTeacher:
     tail_logprob: torch.Tensor
     temperature: float = 1.0
     mask: torch.Tensor | None = None
+    samples: torch.Tensor | None = None
+    tail_entropy: torch.Tensor | None = None
 
     @property
     def k(self) -> int:
         return self.ids.shape[-1]
 
     def to(self, device: torch.device | str) -> SparseTeacher:
+        def move(x):
+            return None if x is None else x.to(device)
+
         return SparseTeacher(
             self.ids.to(device), self.logprobs.to(device), self.tail_logprob.to(device), self.temperature,
-            None if self.mask is None else self.mask.to(device),
+            move(self.mask), move(self.samples), move(self.tail_entropy),
         )  # fmt: skip
+
+    def samples_at(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(samples [N, m], tail entropy [N]) at the loss mask's positions, or None if not cached."""
+        if self.samples is None or self.tail_entropy is None:
+            return None
+        if self.mask is None:
+            return self.samples[mask], self.tail_entropy[mask]
+        self.at(mask)  # checks the packed layout was built for this mask
+        return self.samples, self.tail_entropy
 
     def at(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ids [N, k], logprobs [N, k], tail [N]) at the loss mask's N True positions."""

@@ -16,6 +16,8 @@ temperature: 1.0              # must equal the students' loss.temperature
 max_length: 512               # must equal the students' train.max_length
 max_rows: 1000                # must equal the students' max_rows (None: all rows)
 codec: packed                 # packed (Elias-Fano ids + 8-bit log-probs) or fp16
+tail_samples: 0               # m > 0: also m ids sampled from the teacher's tail per token, for
+                              # an unbiased forward KL (kd/tail.py, arXiv 2503.16870)
 ```
 Outputs: out_dir/cache (the LogitCache), out_dir/tokenizer (the teacher's, for the students'
 vocabulary check) and out_dir/kd_cache.json (what the cache holds), written last. A killed run
@@ -49,6 +51,9 @@ class KDCacheConfig(StageConfig):
     max_length: int = Field(512, gt=1, description="tokens kept per row; = the students' train.max_length")
     max_rows: int | None = Field(None, ge=1, description="first N rows; = the students' max_rows")
     codec: Literal["packed", "fp16"] = Field("packed", description="on-disk encoding (kd/codec.py)")
+    tail_samples: int = Field(
+        0, ge=0, description="ids sampled per token from the teacher's tail (unbiased forward KL; kd/tail.py)"
+    )
     batch_size: int = Field(16, ge=1, description="rows per teacher forward pass")
     shard_rows: int = Field(256, ge=1, description="rows per atomic shard (the unit of resume)")
 
@@ -84,6 +89,7 @@ class KDCacheStage(Stage):
             ctx.log.info(
                 "kd_cache: k=%d > vocabulary %d; caching the full distribution (k=%d)", cfg.k, vocab, k
             )
+        samples = cfg.tail_samples if k < vocab else 0  # k = V: no tail to sample
         encoded = encode_rows(tok, rows, cfg.max_length)
         tok_dir = ctx.out_dir / "tokenizer"
         if not tok_dir.exists():  # written once, atomically: students check their vocabulary against it
@@ -94,6 +100,7 @@ class KDCacheStage(Stage):
         cache = build_cache(
             model, encoded, k, ctx.out_dir / "cache", cfg.batch_size, vocab_size=vocab,
             temperature=cfg.temperature, pad_id=tok.pad_token_id, shard_rows=cfg.shard_rows, codec=cfg.codec,
+            tail_samples=samples, seed=cfg.seed,
         )  # fmt: skip
         positions = sum(cache.n_positions(i) for i in range(len(encoded)))
         nbytes = sum(f.stat().st_size for f in (ctx.out_dir / "cache").rglob("*.npy"))
@@ -101,6 +108,7 @@ class KDCacheStage(Stage):
             "teacher": source,
             "k": k,
             "codec": cfg.codec,
+            "tail_samples": samples,
             "temperature": cfg.temperature,
             "vocab_size": vocab,
             "teacher_vocab_rows": logit_rows,
@@ -115,7 +123,7 @@ class KDCacheStage(Stage):
         ctx.log.info(
             "kd_cache: %d rows, %d tokens, %.1f bytes/token", len(encoded), positions, meta["bytes_per_token"]
         )
-        return {k_: meta[k_] for k_ in ("rows", "positions", "k", "codec", "bytes_per_token")}
+        return {k_: meta[k_] for k_ in ("rows", "positions", "k", "codec", "tail_samples", "bytes_per_token")}
 
 
 STAGES.register("kd_cache", KDCacheStage)
