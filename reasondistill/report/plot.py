@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from matplotlib.figure import Figure  # Figure + Agg canvas: no pyplot global state, no GUI backend
@@ -27,7 +28,7 @@ def plot_accuracy(results: dict, path: str | Path) -> None:
     ax.set_xticks(range(len(evals)), [e["name"] for e in evals], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("accuracy % (95% CI)")
     ax.set_ylim(0, 100)
-    ax.set_title(results.get("title") or "Accuracy")
+    ax.set_title(_wrap(results.get("title") or "Accuracy", fig, 12), fontsize=10)
     if splits:
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -63,7 +64,7 @@ def plot_over_seeds(results: dict, path: str | Path) -> None:
         tok_ax.bar(xs, toks, width, color=bars.patches[0].get_facecolor() if bars.patches else None)
     acc_ax.set_ylabel("accuracy % (mean ± std; dots: seeds)")
     acc_ax.set_ylim(0, min(100.0, max(5.0, 1.15 * top)))  # zoomed: small accuracies stay readable
-    acc_ax.set_title((results.get("title") or "Accuracy") + " — over seeds", fontsize=10)
+    acc_ax.set_title(_wrap((results.get("title") or "Accuracy") + " — over seeds", fig, 12), fontsize=10)
     if splits:
         acc_ax.legend(fontsize=8)
     tok_ax.set_ylabel("generated tokens / answer")
@@ -72,3 +73,8 @@ def plot_over_seeds(results: dict, path: str | Path) -> None:
     tok_ax.set_xlabel(axes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def _wrap(title: str, fig: Figure, chars_per_inch: int) -> str:
+    """Break a long recipe title into lines that fit the figure (matplotlib clips, never wraps)."""
+    return "\n".join(textwrap.wrap(title, max(20, int(fig.get_figwidth() * chars_per_inch))))
