@@ -65,6 +65,21 @@ class Task(ABC):
             raise ReasonDistillError(f"task {self.name}: split {split!r} has no item {index}")
         return item
 
+    def item(
+        self, split: str, index: int, question: str, answer: str, rationale: str | None, metadata: dict
+    ) -> Example:
+        """Item `index` of `split` as an Example: the one place of the id convention
+        `<task>/<split>/<index>`, which every later stage joins on."""
+        return Example(
+            id=f"{self.name}/{split}/{index}",
+            task=self.name,
+            question=question,
+            answer=answer,
+            rationale=rationale,
+            split=split,
+            metadata=metadata,
+        )
+
     @abstractmethod
     def verify(self, example: Example, answer: str | None) -> bool:
         """Exact verdict: True only for a fully correct answer; None or blank is False."""
@@ -116,21 +131,14 @@ class ProceduralTask(Task):
     def example(self, split: str, index: int, seed: int) -> Example:
         s = item_seed(seed, split, index)
         question, answer, rationale = self.make(random.Random(s))
-        return Example(
-            id=f"{self.name}/{split}/{index}",
-            task=self.name,
-            question=question,
-            answer=answer,
-            rationale=rationale,
-            split=split,
-            metadata={
-                "source": f"{self.source}:{self.name}",
-                "index": index,
-                "seed": seed,
-                "item_seed": s,
-                "difficulty": self.difficulty(),
-            },
-        )
+        meta = {
+            "source": f"{self.source}:{self.name}",
+            "index": index,
+            "seed": seed,
+            "item_seed": s,
+            "difficulty": self.difficulty(),
+        }
+        return self.item(split, index, question, answer, rationale, meta)
 
     def examples(self, split: str, n: int | None, seed: int) -> Iterator[Example]:
         indices = itertools.count() if n is None else range(n)

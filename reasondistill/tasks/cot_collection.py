@@ -115,16 +115,9 @@ class CoTCollectionTask(Task):
                 if self.config.bad_rows == "skip":
                     continue
                 raise ReasonDistillError(f"task cot_collection: {path}, {where}: {e}") from None
-            yield Example(
-                id=f"{self.name}/{split}/{index}",
-                task=self.name,
-                question=question,
-                answer=answer,
-                rationale=rationale,
-                split=split,
-                metadata={"source": self.config.path, "index": index, "row": where, "difficulty": {},
-                          "cot_task": row.get("task"), "cot_type": row.get("type")},
-            )  # fmt: skip
+            meta = {"source": self.config.path, "index": index, "row": where, "difficulty": {},
+                    "cot_task": row.get("task"), "cot_type": row.get("type")}  # fmt: skip
+            yield self.item(split, index, question, answer, rationale, meta)
             index += 1
 
     def verify(self, example: Example, answer: str | None) -> bool:

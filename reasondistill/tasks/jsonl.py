@@ -125,15 +125,8 @@ class JsonlTask(Task):
 
     def examples(self, split: str, n: int | None, seed: int) -> Iterator[Example]:
         for index, (lineno, question, answer, rationale) in enumerate(self._load()[:n]):
-            yield Example(
-                id=f"{self.name}/{split}/{index}",
-                task=self.name,
-                question=question,
-                answer=answer,
-                rationale=rationale,
-                split=split,
-                metadata={"source": self.config.path, "index": index, "line": lineno, "difficulty": {}},
-            )
+            meta = {"source": self.config.path, "index": index, "line": lineno, "difficulty": {}}
+            yield self.item(split, index, question, answer, rationale, meta)
 
     def verify(self, example: Example, answer: str | None) -> bool:
         if answer is None or not answer.strip():

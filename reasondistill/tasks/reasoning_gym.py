@@ -133,14 +133,13 @@ class ReasoningGymTask(Task):
                 f"task reasoning_gym: {self.config.dataset} item {index} of {split!r} has no string answer"
             )
         rationale = entry.get("rationale")
-        return Example(
-            id=f"{self.name}/{split}/{index}",
-            task=self.name,
-            question=entry["question"],
-            answer=entry["answer"],
-            rationale=rationale if isinstance(rationale, str) else None,
-            split=split,
-            metadata={
+        return self.item(
+            split,
+            index,
+            entry["question"],
+            entry["answer"],
+            rationale if isinstance(rationale, str) else None,
+            {
                 "source": f"reasoning_gym:{self.config.dataset}",
                 "index": index,
                 "seed": seed,
