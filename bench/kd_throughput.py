@@ -33,12 +33,13 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cpu_clock  # noqa: E402  (bench/cpu_clock.py: the script's folder is on sys.path)
+
 from reasondistill.kd import (  # noqa: E402
     KDLossConfig,
     KDObjective,
@@ -49,7 +50,6 @@ from reasondistill.kd import (  # noqa: E402
 )
 from reasondistill.models.tiny import TinyModelSpec, build_tiny_model  # noqa: E402
 from reasondistill.models.tokenizer import train_tokenizer  # noqa: E402
-from reasondistill.train import sft as sft_module  # noqa: E402
 from reasondistill.train.batching import collate, encode_rows  # noqa: E402
 from reasondistill.train.config import SFTTrainConfig  # noqa: E402
 from reasondistill.train.sft import train_sft  # noqa: E402
@@ -79,20 +79,6 @@ def traces(n: int, words: int, seed: int = 0) -> list[dict]:
         rows.append({"prompt": f"Question: {'+'.join(map(str, xs))}\n",
                      "completion": f"Reasoning: {', '.join(steps)}\nAnswer: {total}"})  # fmt: skip
     return rows
-
-
-class _CpuClock(sft_module.Progress):
-    """Progress that also records the process CPU time of the training loop (bench only)."""
-
-    last: _CpuClock | None = None
-
-    def __init__(self, *a, **k) -> None:
-        super().__init__(*a, **k)
-        self.cpu0, _CpuClock.last = time.process_time(), self
-
-    def close(self) -> None:
-        self.cpu_s = time.process_time() - self.cpu0
-        super().close()
 
 
 def train(spec, tok, rows, steps: int, out: Path, objective=None, lr: float = 3e-3, seed: int = 0) -> dict:
@@ -126,12 +112,14 @@ def step_times(tok, rows, teacher, k: int, work: Path, steps: int, repeats: int)
     }
     out: dict[str, list] = {m: [] for m in methods}
     names = list(methods)
-    sft_module.Progress = _CpuClock
+    cpu_clock.install()
     for r in range(-1, repeats):  # repeat -1: warm-up, untimed
         for name in names[r % len(names) :] + names[: r % len(names)]:
             state = train(STUDENT, tok, rows, steps, Path(tempfile.mkdtemp(dir=work)), methods[name]())
             if r >= 0:
-                out[name].append((state["wall_s"] / state["steps"], _CpuClock.last.cpu_s / state["steps"]))
+                out[name].append(
+                    (state["wall_s"] / state["steps"], cpu_clock.CpuClock.last.cpu_s / state["steps"])
+                )
     return out
 
 

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cpu_clock  # noqa: E402  (bench/cpu_clock.py: the script's folder is on sys.path)
+
 from reasondistill.models.tiny import TinyModelSpec, build_tiny_model, count_parameters  # noqa: E402
 from reasondistill.models.tokenizer import train_tokenizer  # noqa: E402
-from reasondistill.train import sft as sft_module  # noqa: E402
 from reasondistill.train.batching import BatchPlan, collate, encode_rows  # noqa: E402
 from reasondistill.train.config import SFTTrainConfig  # noqa: E402
 from reasondistill.train.sft import train_sft  # noqa: E402
@@ -56,27 +57,13 @@ def trace(i: int) -> dict:
     return {"prompt": prompt, "completion": "Reasoning: " + "\n".join(steps) + f"\nAnswer: {total}"}
 
 
-class _CpuClock(sft_module.Progress):
-    """Progress that also records process CPU time (bench instrumentation only)."""
-
-    last: _CpuClock | None = None
-
-    def __init__(self, *a, **k) -> None:
-        super().__init__(*a, **k)
-        self.cpu0, _CpuClock.last = time.process_time(), self
-
-    def close(self) -> None:
-        self.cpu1 = time.process_time()
-        super().close()
-
-
 def run_ours(tok, rows, work: Path) -> tuple[float, float]:
     cfg = SFTTrainConfig(per_device_batch_size=BATCH, epochs=1, save_every=0, lr=1e-3)
     out = Path(tempfile.mkdtemp(dir=work))
-    sft_module.Progress = _CpuClock
+    cpu_clock.install()
     state = train_sft(build_tiny_model(SPEC, tok, seed=0), tok, rows, cfg, out)
-    p = _CpuClock.last
-    return state["tokens_per_s"], p.tokens / (p.cpu1 - p.cpu0)
+    p = cpu_clock.CpuClock.last
+    return state["tokens_per_s"], p.tokens / p.cpu_s
 
 
 def run_bare(tok, rows) -> tuple[float, float]:
