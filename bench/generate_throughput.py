@@ -31,9 +31,9 @@ from reasondistill.models.tiny import TinyModelSpec, build_tiny_model, count_par
 from reasondistill.models.tokenizer import train_tokenizer  # noqa: E402
 from reasondistill.records import Example  # noqa: E402
 from reasondistill.teachers.hf import HFConfig, HFTeacher  # noqa: E402
-from reasondistill.teachers.openai_config import OpenAIConfig  # noqa: E402
-from reasondistill.teachers.openai_serve import served_model  # noqa: E402
-from reasondistill.teachers.openai_teacher import OpenAITeacher  # noqa: E402
+from reasondistill.teachers.openai.config import OpenAIConfig  # noqa: E402
+from reasondistill.teachers.openai.serve import served_model  # noqa: E402
+from reasondistill.teachers.openai.teacher import OpenAITeacher  # noqa: E402
 from reasondistill.traces.store import TraceStore  # noqa: E402
 
 SPEC = TinyModelSpec(arch="llama", hidden_size=128, num_layers=4, num_heads=4)

@@ -2,7 +2,8 @@
 
 Planning is pure (no files written), so every recipe error surfaces before any work:
 1. each stage's config is validated against its kind's schema, once per matrix variant;
-2. references to other stages (fields typed `Ref`) are found and checked;
+2. references to other stages (fields typed `Ref(...)`) are found and checked: the named stage
+   exists and produces an artifact the field accepts (artifacts.py);
 3. stages are ordered by their references, and matrix coordinates flow downstream: a stage
    that references an expanded stage is expanded the same way, and a `list[Ref]` field
    (e.g. a report's `evals`) collects every compatible instance;
@@ -25,10 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reasondistill.config import StageRef
 from reasondistill.errors import RecipeError
 from reasondistill.recipe import Recipe, deep_merge, format_validation_error
 from reasondistill.stages import STAGES, StageConfig
-from reasondistill.stages.base import StageRef
 
 MARKER = "_COMPLETE"
 
@@ -53,7 +54,7 @@ class StageInstance:
 class _Variant:
     cfg: StageConfig
     coords: dict[str, str]
-    refs: list[tuple[tuple, str, bool]]  # (path in cfg, referenced base stage, is a list)
+    refs: list[tuple[tuple, str, bool, frozenset]]  # (path in cfg, referenced stage, is a list, accepts)
 
 
 def plan(recipe: Recipe) -> list[StageInstance]:
@@ -67,18 +68,17 @@ def plan(recipe: Recipe) -> list[StageInstance]:
             errors.append(str(e))
     if errors:
         raise RecipeError("\n".join(errors))
+    kinds = {base: vs[0].cfg.kind for base, vs in variants.items()}
     for base, vs in variants.items():
         for v in vs:
-            for path, target, _ in v.refs:
-                if target not in recipe.stages or target == base:
-                    allowed = ", ".join(n for n in recipe.stages if n != base)
-                    errors.append(f"stages.{base}.{_dotted(path)}: unknown stage {target!r}; stages: {allowed}")
+            for path, target, _, accepts in v.refs:
+                errors.extend(_check_ref(f"stages.{base}.{_dotted(path)}", base, target, accepts, kinds))
     if errors:
         raise RecipeError("\n".join(dict.fromkeys(errors)))
 
     instances: dict[str, list[StageInstance]] = {}
     ordered: list[StageInstance] = []
-    for base in _topo_order({b: {t for v in vs for _, t, _ in v.refs} for b, vs in variants.items()}):
+    for base in _topo_order({b: {r[1] for v in vs for r in v.refs} for b, vs in variants.items()}):
         instances[base] = []
         for v in variants[base]:
             for inst in _resolve(base, v, instances):
@@ -136,17 +136,33 @@ def _variants(base: str, raw: dict, recipe_seed: int) -> list[_Variant]:
     return out
 
 
+def _check_ref(key: str, base: str, target: str, accepts: frozenset, kinds: dict[str, str]) -> list[str]:
+    """Errors of one reference: unknown stage, or a stage of a kind that produces nothing it accepts."""
+    if target not in kinds or target == base:
+        return [f"{key}: unknown stage {target!r}; stages: {', '.join(n for n in kinds if n != base)}"]
+    produces = STAGES.get(kinds[target]).produces
+    if accepts and not accepts & produces:
+        wanted = " or ".join(sorted(a.value for a in accepts))
+        fitting = [n for n, cls in STAGES.items() if accepts & cls.produces]
+        return [
+            f"{key}: stage {target!r} is a {kinds[target]} stage, which produces "
+            f"{', '.join(sorted(a.value for a in produces)) or 'nothing'}; this needs {wanted}: "
+            f"a stage of kind {', '.join(fitting)}"
+        ]
+    return []
+
+
 def _find_refs(obj: Any, path: tuple):
-    """Yield (path, target, is_list) for every StageRef inside a validated config."""
+    """Yield (path, target, is_list, accepts) for every StageRef inside a validated config."""
     if isinstance(obj, StageRef):
-        yield path, str(obj), False
+        yield path, str(obj), False, type(obj).accepts
     elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
             yield from _find_refs(getattr(obj, name), path + (name,))
     elif isinstance(obj, list):
         if obj and all(isinstance(x, StageRef) for x in obj):
             for x in dict.fromkeys(obj):
-                yield path, str(x), True
+                yield path, str(x), True, type(x).accepts
         else:
             for i, x in enumerate(obj):
                 yield from _find_refs(x, path + (i,))
@@ -157,7 +173,7 @@ def _find_refs(obj: Any, path: tuple):
 
 def _resolve(base: str, v: _Variant, instances: dict[str, list[StageInstance]]) -> list[StageInstance]:
     """Instances of one variant: one per consistent combination of its scalar references."""
-    scalar = [(p, t) for p, t, is_list in v.refs if not is_list]
+    scalar = [(p, t) for p, t, is_list, _ in v.refs if not is_list]
     choices = [[i for i in instances[t] if _compatible(i.coords, v.coords)] for _, t in scalar]
     out = []
     for combo in itertools.product(*choices):
@@ -170,7 +186,7 @@ def _resolve(base: str, v: _Variant, instances: dict[str, list[StageInstance]]) 
             _set(data, path, inst.name)
             deps.append(inst.name)
         collected: dict[tuple, list[str]] = {}
-        for path, target, _ in (r for r in v.refs if r[2]):
+        for path, target, _, _ in (r for r in v.refs if r[2]):
             # A list field collects every compatible instance of each stage it names, in order.
             names = [i.name for i in instances[target] if _compatible(i.coords, coords)]
             collected.setdefault(path, []).extend(names)

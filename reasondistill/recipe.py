@@ -24,8 +24,8 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from reasondistill.config import StrictModel
 from reasondistill.errors import RecipeError
-from reasondistill.stages.base import StrictModel
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

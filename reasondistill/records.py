@@ -12,11 +12,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Demonstration(BaseModel):
+    """One in-context input/output pair of an induction task (ARC-style, list functions)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: str
+    output: str
 
 
 class Example(BaseModel):
-    """One task item. `metadata` carries provenance: source, index, difficulty."""
+    """One task item. `metadata` carries provenance: source, index, difficulty.
+
+    In-context induction tasks (ReDis, arXiv 2504.10647) also carry `demonstrations`: the
+    question is then the query input and the answer its output."""
 
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -25,6 +36,7 @@ class Example(BaseModel):
     answer: str
     rationale: str | None = None
     split: str
+    demonstrations: list[Demonstration] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -43,6 +55,30 @@ class Trace(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None  # why the sample failed (server error, truncation), if it did
     logits_ref: str | None = None  # optional reference to cached top-k teacher logits
+    # Free-form: e.g. a hypothesis's per-demonstration predictions and its score (ReDis).
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+Prompt = str | list[dict[str, Any]]  # plain text, or chat messages [{"role", "content"}] (TRL)
+
+
+class PreferenceRow(BaseModel):
+    """A preference pair in TRL's convention (prompt/chosen/rejected), readable by TRL's trainers.
+
+    `metadata` carries provenance, e.g. the two hypotheses' scores and the margin."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: Prompt
+    chosen: Prompt
+    rejected: Prompt
+    example_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _differ(self):
+        if self.chosen == self.rejected:
+            raise ValueError("chosen equals rejected: a pair must prefer one completion to another")
+        return self
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:

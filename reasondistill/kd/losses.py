@@ -4,7 +4,8 @@ White-box KD as in Do, Doddipatla & Knill (INLG 2025, arXiv 2511.05184): at ever
 token the student matches the teacher's next-token distribution; the paper uses forward KL at
 tau = 1 with the KD loss only (`KDLossConfig()` defaults: forward_kl, temperature 1, alpha 0).
 
-Every loss in KD_LOSSES has one signature:
+Every loss in KD_LOSSES has one signature (its recipe config, KDLossConfig, is in kd/config.py
+so that planning a recipe imports no torch):
 
     loss(student_logits [B, T, V], teacher, mask [B, T] bool, *, temperature=1.0, **options)
         -> (sum_loss: 0-dim fp32 tensor, n_tokens: int)
@@ -28,17 +29,16 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
 
 from reasondistill.errors import ReasonDistillError
+from reasondistill.kd.config import KDLossConfig
 from reasondistill.kd.tail import sampled_tail_kl
 from reasondistill.kd.teacher import SparseTeacher, bucket_logprobs
-from reasondistill.models.schema import StrictModel
 from reasondistill.registry import Registry
 
 Teacher = torch.Tensor | SparseTeacher
 KDLoss = Callable[..., tuple[torch.Tensor, int]]
-KD_LOSSES: Registry[KDLoss] = Registry("kd loss")
+KD_LOSSES: Registry[KDLoss] = Registry("kd loss", "kd losses")
 
 
 def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
@@ -52,7 +52,7 @@ def _reduce(per_token: torch.Tensor, temperature: float) -> torch.Tensor:
     return per_token.sum() * temperature**2
 
 
-@KD_LOSSES.register("forward_kl")
+@KD_LOSSES.register("forward_kl", paper="arXiv 2511.05184")
 def forward_kl(
     student_logits: torch.Tensor, teacher: Teacher, mask: torch.Tensor, *, temperature: float = 1.0
 ) -> tuple[torch.Tensor, int]:
@@ -80,7 +80,7 @@ def reverse_kl(
     return _reduce(_kl(log_q, log_p), temperature), log_p.shape[0]
 
 
-@KD_LOSSES.register("jsd")
+@KD_LOSSES.register("jsd", paper="arXiv 2306.13649")
 def jsd(
     student_logits: torch.Tensor,
     teacher: Teacher,
@@ -135,47 +135,6 @@ def loss_options(fn: KDLoss) -> list[str]:
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "temperature"]
 
 
-class KDLossConfig(StrictModel):
-    """The KD objective: alpha * CE(gold tokens) + (1 - alpha) * KD loss `name`."""
-
-    name: str = Field("forward_kl", description="a KD_LOSSES name: forward_kl, reverse_kl, jsd, tv")
-    temperature: float = Field(
-        1.0, gt=0, description="softens teacher and student; the KD term is scaled by tau^2"
-    )
-    # None, not 0.5, by default: a dumped-and-reloaded config (the pipeline hashes and re-validates
-    # every stage config) must not look as if beta had been set for a loss that ignores it.
-    beta: float | None = Field(
-        None, ge=0, le=1, description="jsd only (unset: 0.5): 0 = forward KL, 1 = reverse KL (TRL)"
-    )
-    alpha: float = Field(
-        0.0, ge=0, le=1, description="weight of cross-entropy on gold tokens; 0 = KD only (arXiv 2511.05184)"
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in KD_LOSSES:
-            raise ValueError(f"unknown kd loss {v!r}; allowed: {', '.join(KD_LOSSES.names())}")
-        return v
-
-    @model_validator(mode="after")
-    def _options_used(self):
-        # A loss option set for a loss that ignores it (beta with forward_kl) is a typo or a
-        # misunderstanding; fail now rather than silently train something else.
-        options = set(type(self).model_fields) - {"name", "temperature", "alpha"}  # loss options
-        given = {o for o in options if getattr(self, o) is not None}
-        unused = given - set(loss_options(KD_LOSSES.get(self.name)))
-        if unused:
-            raise ValueError(f"{', '.join(sorted(unused))} does not apply to kd loss {self.name!r}")
-        return self
-
-    def options(self) -> dict[str, float]:
-        """Keyword options set for the selected loss, e.g. {'beta': 0.2} for jsd (unset ones: the
-        loss function's own default)."""
-        names = loss_options(KD_LOSSES.get(self.name))
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-
-
 def next_token_mask(labels: torch.Tensor) -> torch.Tensor:
     """[B, L] bool: logits position t is scored iff labels[:, t + 1] != -100.
 
@@ -212,7 +171,7 @@ def kd_objective(
     if cfg.alpha < 1.0:
         if teacher is None:
             raise ValueError("kd_objective needs a teacher unless alpha == 1")
-        kd_sum, _ = KD_LOSSES.get(cfg.name)(
+        kd_sum, _ = KD_LOSSES.get(cfg.kind)(
             student_logits, teacher, mask, temperature=cfg.temperature, **cfg.options()
         )
         total = total + (1.0 - cfg.alpha) * kd_sum

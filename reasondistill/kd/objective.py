@@ -22,7 +22,8 @@ import torch
 
 from reasondistill.errors import ReasonDistillError
 from reasondistill.kd.cache import LogitCache
-from reasondistill.kd.losses import KDLossConfig, kd_objective, next_token_mask
+from reasondistill.kd.config import KDLossConfig
+from reasondistill.kd.losses import kd_objective, next_token_mask
 
 
 class KDObjective:

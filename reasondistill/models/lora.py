@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reasondistill.models.schema import StrictModel
+from reasondistill.config import StrictModel
 
 if TYPE_CHECKING:  # peft/torch are imported where used: recipe validation stays fast
     import torch

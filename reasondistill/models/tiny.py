@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
-from reasondistill.models.schema import StrictModel
+from reasondistill.config import StrictModel
 
 if TYPE_CHECKING:  # torch/transformers are imported where used: recipe validation stays fast
     import torch

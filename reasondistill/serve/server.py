@@ -2,7 +2,7 @@
 
 The listening socket is bound here, before uvicorn starts, so `--port 0` (any free port)
 works: the real port is known at once, printed, and written to `--port-file` for the
-process that launched us (teachers/openai_serve.py).
+process that launched us (teachers/openai/serve.py).
 """
 
 from __future__ import annotations

@@ -9,12 +9,10 @@ between stages (DESIGN.md 'How data flows').
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from reasondistill.config import Ref, StageRef, StrictModel  # noqa: F401  (re-exported)
+from reasondistill.artifacts import Artifact
+from reasondistill.config import StageContext, StrictModel
 from reasondistill.registry import Registry
 
 
@@ -23,24 +21,16 @@ class StageConfig(StrictModel):
     seed: int = 0  # inherited from the recipe's top-level `seed` unless set here or by a matrix
 
 
-@dataclass
-class StageContext:
-    name: str  # instance name, e.g. "student[placement=after]"
-    cfg: Any  # the validated StageConfig subclass, refs rewritten to instance names
-    out_dir: Path
-    coords: dict[str, str]  # matrix coordinates of this instance ({} when not expanded)
-    dirs: dict[str, Path]  # instance name -> output dir, for every stage of the recipe
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("reasondistill"))
-
-    def path(self, ref: str) -> Path:
-        """Output directory of a referenced (completed) stage instance."""
-        return self.dirs[ref]
-
-
 class Stage:
-    """Base class of stage kinds. Subclasses set `Config` and implement `run`."""
+    """Base class of stage kinds. Subclasses set `Config` and `produces` and implement `run`.
+
+    Module-level imports of a stage file stay light (pydantic configs only): planning imports
+    every stage kind and must not import torch, transformers or matplotlib; `run` imports the
+    units it needs."""
 
     Config: ClassVar[type[StageConfig]]
+    # The artifacts this kind writes; references that accept one of them may name it.
+    produces: ClassVar[frozenset[Artifact]] = frozenset()
     # Bump when a change to `run` makes old outputs stale: it is part of the stage hash.
     version: ClassVar[int] = 1
     # True: every process runs it under `accelerate launch` (training). False: rank 0 runs it
@@ -59,4 +49,4 @@ class Stage:
         raise NotImplementedError
 
 
-STAGES: Registry[type[Stage]] = Registry("stage kind")
+STAGES: Registry[type[Stage]] = Registry("stage kind", "stage kinds", config=lambda s: s.Config)

@@ -24,9 +24,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from reasondistill.artifacts import Artifact, examples_file
+from reasondistill.config import StrictModel
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import Example, write_jsonl_atomic
-from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext, StrictModel
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.tasks import TASKS, Task, build_task, merge_config, write_task_file
 
 # No dots: readers such as the tokenizer stage take `<split>.jsonl` to have exactly one.
@@ -103,6 +105,7 @@ class DataStage(Stage):
     """Writes `<split>.jsonl` (Example records) for every split, then `task.json`."""
 
     Config = DataConfig
+    produces = frozenset({Artifact.EXAMPLES})
 
     @classmethod
     def fingerprint(cls, cfg: DataConfig) -> dict:
@@ -121,7 +124,7 @@ class DataStage(Stage):
             drawn[split] = _draw(task, split, spec.n, cfg.seed, seen)
             ctx.log.info("data: %s: %d examples", split, len(drawn[split]))
         for split, rows in drawn.items():
-            write_jsonl_atomic(ctx.out_dir / f"{split}.jsonl", rows)
+            write_jsonl_atomic(examples_file(ctx.out_dir, split), rows)
         # task.json last: later stages treat it as "this data directory is complete".
         write_task_file(ctx.out_dir, cfg.task, cfg.config, {s: cfg.split_config(s) for s in cfg.splits})
         return {split: len(rows) for split, rows in drawn.items()}
@@ -150,7 +153,7 @@ def _draw(task: Task, split: str, n: int | None, seed: int, seen: set[str]) -> l
     return rows
 
 
-STAGES.register("data", DataStage)
+STAGES.register("data", DataStage, description="draw a task's splits, disjoint by question, into example files")
 
 
 def _local_paths(obj: Any) -> set[str]:

@@ -12,18 +12,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from reasondistill.evaluate.generate import default_device
-from reasondistill.evaluate.metrics import accuracy_summary
-from reasondistill.evaluate.predict import predict_split
+from reasondistill.artifacts import METRICS_FILE, PREDICTIONS_FILE, Artifact, read_examples
+from reasondistill.config import ModelSource, Ref
 from reasondistill.records import Example, write_json_atomic, write_jsonl_atomic
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
-from reasondistill.stages.common import ModelSource
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 
 
 class EvaluateConfig(StageConfig):
     kind: Literal["evaluate"]
     model: ModelSource
-    data: Ref  # a data stage
+    data: Ref(Artifact.EXAMPLES)
     splits: list[str] = Field(min_length=1)
     limit: int | None = Field(None, ge=1, description="first N examples of each split")
     batch_size: int = Field(64, ge=1)
@@ -38,11 +36,12 @@ def load_inputs(
     cfg: EvaluateConfig, ctx: StageContext
 ) -> tuple[Any, Any, Callable, dict[str, list[Example]]]:
     """(model, tokenizer, verify, {split: examples}). Tests replace this to avoid real models/tasks."""
-    from reasondistill.models.load import load_model  # lazy: heavy, and no import cycle
-    from reasondistill.tasks import load_examples, load_task
+    from reasondistill.evaluate.generate import default_device
+    from reasondistill.models.load import load_model
+    from reasondistill.tasks import load_task
 
     data_dir = ctx.path(cfg.data)
-    splits = {s: load_examples(data_dir, s, cfg.limit) for s in cfg.splits}  # bad split fails early
+    splits = {s: read_examples(data_dir, s, cfg.limit) for s in cfg.splits}  # bad split fails early
     verify = load_task(data_dir).verify
     model, tokenizer = load_model(cfg.model.resolve(ctx), device=default_device())
     return model, tokenizer, verify, splits
@@ -50,8 +49,12 @@ def load_inputs(
 
 class EvaluateStage(Stage):
     Config = EvaluateConfig
+    produces = frozenset({Artifact.METRICS})
 
     def run(self, ctx: StageContext) -> dict:
+        from reasondistill.evaluate.metrics import accuracy_summary
+        from reasondistill.evaluate.predict import predict_split
+
         cfg: EvaluateConfig = ctx.cfg
         model, tokenizer, verify, splits = load_inputs(cfg, ctx)
         model.eval()
@@ -76,11 +79,13 @@ class EvaluateStage(Stage):
             )
             ctx.log.info("%s %s: accuracy %s on %d", ctx.name, split, metrics[split]["accuracy"], len(preds))
             rows.extend(preds)
-        write_jsonl_atomic(ctx.out_dir / "predictions.jsonl", rows)
-        write_json_atomic(ctx.out_dir / "metrics.json", metrics)
+        write_jsonl_atomic(ctx.out_dir / PREDICTIONS_FILE, rows)
+        write_json_atomic(ctx.out_dir / METRICS_FILE, metrics)
         for split in splits:
             (ctx.out_dir / f"predictions.{split}.partial.jsonl").unlink(missing_ok=True)
         return {s: {"accuracy": m["accuracy"], "n": m["n"]} for s, m in metrics.items()}
 
 
-STAGES.register("evaluate", EvaluateStage)
+STAGES.register(
+    "evaluate", EvaluateStage, description="accuracy of a model on splits of a data stage, with 95% Wilson intervals"
+)

@@ -9,14 +9,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from reasondistill.records import Trace, read_jsonl, write_jsonl_atomic
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
+from reasondistill.artifacts import Artifact, read_traces, traces_file
+from reasondistill.config import Ref
+from reasondistill.records import write_jsonl_atomic
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.traces.filters import filter_traces
 
 
 class FilterConfig(StageConfig):
     kind: Literal["filter"]
-    traces: Ref  # a generate (or filter) stage
+    traces: Ref(Artifact.TRACES)
     keep: Literal["correct", "all", "wrong"] = "correct"  # correct: score == 1.0
     one_per_example: bool = True  # the lowest-index matching sample of each example
     max_rows: int | None = Field(None, ge=1, description="first N kept traces, in input order")
@@ -27,13 +29,14 @@ class FilterConfig(StageConfig):
 
 class FilterStage(Stage):
     Config = FilterConfig
+    produces = frozenset({Artifact.TRACES})
 
     def run(self, ctx: StageContext) -> dict:
         cfg: FilterConfig = ctx.cfg
-        traces = [Trace.model_validate(r) for r in read_jsonl(ctx.path(cfg.traces) / "traces.jsonl")]
+        traces = read_traces(ctx.path(cfg.traces))
         usable = [t for t in traces if t.answer is not None and (t.rationale or not cfg.require_rationale)]
         kept = filter_traces(usable, cfg.keep, cfg.one_per_example)[: cfg.max_rows]
-        write_jsonl_atomic(ctx.out_dir / "traces.jsonl", kept)
+        write_jsonl_atomic(traces_file(ctx.out_dir), kept)
         return {
             "kept": len(kept),
             "total": len(traces),
@@ -42,4 +45,4 @@ class FilterStage(Stage):
         }
 
 
-STAGES.register("filter", FilterStage)
+STAGES.register("filter", FilterStage, description="keep traces by verifier score (rejection sampling keeps the correct ones)")

@@ -15,10 +15,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from reasondistill.artifacts import ROWS_FILE, Artifact, read_examples, read_traces
+from reasondistill.config import ExampleSource, Ref, exactly_one
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Trace, read_jsonl, write_jsonl_atomic
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
-from reasondistill.stages.common import ExampleSource
+from reasondistill.records import write_jsonl_atomic
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.traces.format import Placement, render_completion, render_prompt
 from reasondistill.traces.transforms import RationaleItem, TransformConfig, TransformEnv, apply_transforms
 
@@ -26,7 +27,7 @@ from reasondistill.traces.transforms import RationaleItem, TransformConfig, Tran
 class FormatConfig(StageConfig):
     kind: Literal["format"]
     source: ExampleSource | None = None  # examples with gold rationales
-    traces: Ref | None = None  # a generate / filter stage (its traces.jsonl)
+    traces: Ref(Artifact.TRACES) | None = None
     placement: Placement = "before"
     transforms: list[TransformConfig] = Field(
         default_factory=list, description="rationale transforms, applied in order before rendering"
@@ -40,8 +41,7 @@ class FormatConfig(StageConfig):
 
     @model_validator(mode="after")
     def _one_input(self):
-        if (self.source is None) == (self.traces is None):
-            raise ValueError("give exactly one of `source` (examples) or `traces` (a generate/filter stage)")
+        exactly_one(self, "source", "traces", hint="examples, or a stage's traces")
         if self.transforms and self.placement == "none":
             raise ValueError("`transforms` rewrite the rationale, which placement none drops; remove them")
         return self
@@ -59,13 +59,10 @@ class Item:
 
 def _items(cfg: FormatConfig, ctx: StageContext) -> list[Item]:
     if cfg.source is not None:
-        from reasondistill.tasks import load_examples  # lazy: no tasks <-> stages import cycle
-
-        exs = load_examples(ctx.path(cfg.source.stage), cfg.source.split, cfg.source.limit)
+        exs = read_examples(ctx.path(cfg.source.stage), cfg.source.split, cfg.source.limit)
         return [Item(e.id, render_prompt(e.question), e.answer, e.rationale) for e in exs]
     items = []
-    for row in read_jsonl(ctx.path(cfg.traces) / "traces.jsonl"):
-        t = Trace.model_validate(row)
+    for t in read_traces(ctx.path(cfg.traces)):
         if t.answer is None:
             continue  # the teacher wrote no parseable answer: nothing to teach
         items.append(Item(t.example_id, t.prompt, t.answer, t.rationale))
@@ -126,6 +123,7 @@ def build_rows(items: list[Item], cfg: FormatConfig, env: TransformEnv | None = 
 
 class FormatStage(Stage):
     Config = FormatConfig
+    produces = frozenset({Artifact.ROWS})
 
     def run(self, ctx: StageContext) -> dict:
         cfg: FormatConfig = ctx.cfg
@@ -143,13 +141,16 @@ class FormatStage(Stage):
                     for it, r in zip(items, rationales, strict=True)
                 ),
             )
-        write_jsonl_atomic(ctx.out_dir / "rows.jsonl", rows)
+        write_jsonl_atomic(ctx.out_dir / ROWS_FILE, rows)
         return {
             "rows": len(rows),
             "inputs": len(inputs),
             "placement": cfg.placement,
-            "transforms": [t.name for t in cfg.transforms],
+            "transforms": [t.kind for t in cfg.transforms],
         }
 
 
-STAGES.register("format", FormatStage)
+STAGES.register(
+    "format", FormatStage, description="examples or traces -> training rows (rationale placement, transforms)",
+    paper="arXiv 2406.14511",
+)

@@ -11,15 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from reasondistill.artifacts import Artifact, traces_file
+from reasondistill.config import ExampleSource
 from reasondistill.records import Example
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
-from reasondistill.stages.common import ExampleSource
-from reasondistill.teachers import kinds  # noqa: F401  (registers every teacher kind)
-from reasondistill.teachers.registry import TEACHERS, teacher_config_type
-from reasondistill.traces.store import TraceStore
+from reasondistill.teachers import TEACHERS
 
 # `teacher: {kind: ...}` validates against every registered teacher's config schema.
-TeacherConfigs = teacher_config_type()
+TeacherConfigs = TEACHERS.config_union()
 
 
 class GenerateConfig(StageConfig):
@@ -37,12 +36,15 @@ def load_data(data_dir: Path, split: str, limit: int | None) -> tuple[list[Examp
 
 class GenerateStage(Stage):
     Config = GenerateConfig
+    produces = frozenset({Artifact.TRACES})
 
     def run(self, ctx: StageContext) -> dict:
         cfg: GenerateConfig = ctx.cfg
         examples, verify = load_data(ctx.path(cfg.data.stage), cfg.data.split, cfg.data.limit)
         teacher = TEACHERS.get(cfg.teacher.kind)(cfg.teacher, ctx)
-        with TraceStore(ctx.out_dir / "traces.jsonl") as store:
+        from reasondistill.traces.store import TraceStore
+
+        with TraceStore(traces_file(ctx.out_dir)) as store:
             before = len(store.done())
             teacher.generate(examples, store, verify)
             traces = store.read()
@@ -59,4 +61,4 @@ class GenerateStage(Stage):
         }
 
 
-STAGES.register("generate", GenerateStage)
+STAGES.register("generate", GenerateStage, description="a teacher samples scored traces for one split of a data stage")

@@ -23,10 +23,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from reasondistill.artifacts import CACHE_DIR, TOKENIZER_DIR, Artifact
+from reasondistill.config import ModelSource, Ref, StrictModel, exactly_one
 from reasondistill.errors import ReasonDistillError
-from reasondistill.kd.losses import KDLossConfig
-from reasondistill.stages.base import STAGES, Ref, Stage, StageContext, StrictModel
-from reasondistill.stages.common import ModelSource
+from reasondistill.kd.config import KDLossConfig
+from reasondistill.stages.base import STAGES, Stage, StageContext
 from reasondistill.stages.sft import SFTStageConfig, initial_model, load_rows
 
 
@@ -34,12 +35,11 @@ class KDTeacher(StrictModel):
     """Where the teacher's distributions come from: exactly one of `model` or `cache`."""
 
     model: ModelSource | None = Field(None, description="online: a teacher model run in every step")
-    cache: Ref | None = Field(None, description="cached: a kd_cache stage built on the same rows")
+    cache: Ref(Artifact.LOGIT_CACHE) | None = Field(None, description="cached: a kd_cache stage built on the same rows")
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        if (self.model is None) == (self.cache is None):
-            raise ValueError("give exactly one of `model` (online teacher) or `cache` (a kd_cache stage)")
+        exactly_one(self, "model", "cache", hint="an online teacher, or a kd_cache stage")
         return self
 
 
@@ -63,7 +63,7 @@ def _cached(ctx: StageContext, cfg: KDStageConfig, tokenizer, student_rows: int,
 
     where = ctx.path(cfg.teacher.cache)
     meta = read_meta(where, "kd")
-    teacher_tok = AutoTokenizer.from_pretrained(str(where / "tokenizer"))
+    teacher_tok = AutoTokenizer.from_pretrained(str(where / TOKENIZER_DIR))
     vocab = check_vocab_compat(teacher_tok, tokenizer, meta["teacher_vocab_rows"], student_rows)
     name = f"kd_cache stage {cfg.teacher.cache!r}"
     if vocab != meta["vocab_size"]:
@@ -85,7 +85,7 @@ def _cached(ctx: StageContext, cfg: KDStageConfig, tokenizer, student_rows: int,
             f"kd: {name} was built from other token ids than stage {cfg.rows!r}'s rows (another rows stage, "
             "row order or template): point both at the same rows"
         )
-    return LogitCache(where / "cache"), vocab
+    return LogitCache(where / CACHE_DIR), vocab
 
 
 def build_objective(ctx: StageContext, cfg: KDStageConfig, model, tokenizer, rows: list[dict]):
@@ -106,6 +106,7 @@ def build_objective(ctx: StageContext, cfg: KDStageConfig, model, tokenizer, row
 
 class KDStage(Stage):
     Config = KDStageConfig
+    produces = frozenset({Artifact.MODEL})
     distributed = True
 
     def run(self, ctx: StageContext) -> dict:
@@ -121,7 +122,9 @@ class KDStage(Stage):
         train = cfg.train if cfg.train.seed is not None else cfg.train.model_copy(update={"seed": cfg.seed})
         summary = train_sft(model, tokenizer, rows, train, ctx.out_dir, objective=objective, desc="kd")
         teacher = "cache" if cfg.teacher.cache is not None else "online"
-        return {**summary, "teacher": teacher, "kd_loss": cfg.loss.name, "vocab_size": objective.vocab_size}
+        return {**summary, "teacher": teacher, "kd_loss": cfg.loss.kind, "vocab_size": objective.vocab_size}
 
 
-STAGES.register("kd", KDStage)
+STAGES.register(
+    "kd", KDStage, description="white-box KD of a student on a teacher's distributions", paper="arXiv 2511.05184"
+)

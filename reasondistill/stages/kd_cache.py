@@ -33,18 +33,19 @@ from typing import Literal
 
 from pydantic import Field
 
+from reasondistill.artifacts import CACHE_DIR, CACHE_META, TOKENIZER_DIR, Artifact
+from reasondistill.config import ModelSource, Ref
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import write_json_atomic
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
-from reasondistill.stages.common import ModelSource
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.stages.sft import load_rows
 
-META = "kd_cache.json"
+META = CACHE_META
 
 
 class KDCacheConfig(StageConfig):
     kind: Literal["kd_cache"]
-    rows: Ref = Field(description="a stage that wrote rows.jsonl: the rows the students train on")
+    rows: Ref(Artifact.ROWS) = Field(description="the rows the students train on")
     teacher: ModelSource
     k: int = Field(64, ge=1, description="top-k ids per token; clamped to the vocabulary size")
     temperature: float = Field(1.0, gt=0, description="softening stored in the cache = the KD loss's")
@@ -70,6 +71,7 @@ def read_meta(cache_dir: Path, who: str) -> dict:
 
 class KDCacheStage(Stage):
     Config = KDCacheConfig
+    produces = frozenset({Artifact.LOGIT_CACHE})
 
     def run(self, ctx: StageContext) -> dict:
         from reasondistill.evaluate.generate import default_device
@@ -91,19 +93,19 @@ class KDCacheStage(Stage):
             )
         samples = cfg.tail_samples if k < vocab else 0  # k = V: no tail to sample
         encoded = encode_rows(tok, rows, cfg.max_length)
-        tok_dir = ctx.out_dir / "tokenizer"
+        tok_dir = ctx.out_dir / TOKENIZER_DIR
         if not tok_dir.exists():  # written once, atomically: students check their vocabulary against it
-            tmp = ctx.out_dir / "tokenizer.tmp"
+            tmp = ctx.out_dir / f"{TOKENIZER_DIR}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             tok.save_pretrained(str(tmp))
             tmp.replace(tok_dir)
         cache = build_cache(
-            model, encoded, k, ctx.out_dir / "cache", cfg.batch_size, vocab_size=vocab,
+            model, encoded, k, ctx.out_dir / CACHE_DIR, cfg.batch_size, vocab_size=vocab,
             temperature=cfg.temperature, pad_id=tok.pad_token_id, shard_rows=cfg.shard_rows, codec=cfg.codec,
             tail_samples=samples, seed=cfg.seed,
         )  # fmt: skip
         positions = sum(cache.n_positions(i) for i in range(len(encoded)))
-        nbytes = sum(f.stat().st_size for f in (ctx.out_dir / "cache").rglob("*.npy"))
+        nbytes = sum(f.stat().st_size for f in (ctx.out_dir / CACHE_DIR).rglob("*.npy"))
         meta = {
             "teacher": source,
             "k": k,
@@ -126,4 +128,7 @@ class KDCacheStage(Stage):
         return {k_: meta[k_] for k_ in ("rows", "positions", "k", "codec", "tail_samples", "bytes_per_token")}
 
 
-STAGES.register("kd_cache", KDCacheStage)
+STAGES.register(
+    "kd_cache", KDCacheStage, description="a teacher scores training rows once into a sparse top-k logit cache",
+    paper="arXiv 2511.05184",
+)

@@ -15,16 +15,16 @@ from typing import Literal
 
 from pydantic import Field
 
+from reasondistill.artifacts import Artifact
+from reasondistill.config import Ref
 from reasondistill.records import write_json_atomic
 from reasondistill.report.contrasts import Contrast
-from reasondistill.report.plot import plot_accuracy, plot_over_seeds
-from reasondistill.report.results import SEEDS_CHART, build_results, load_eval, to_markdown
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 
 
 class ReportConfig(StageConfig):
     kind: Literal["report"]
-    evals: list[Ref] = Field(min_length=1)  # evaluate stages
+    evals: list[Ref(Artifact.METRICS)] = Field(min_length=1)
     title: str | None = None
     contrasts: list[Contrast] = Field(
         default_factory=list, description="differences between over-seeds groups, e.g. {label, a: {arm: after}, b: {arm: before}}"
@@ -33,8 +33,12 @@ class ReportConfig(StageConfig):
 
 class ReportStage(Stage):
     Config = ReportConfig
+    produces = frozenset({Artifact.REPORT})
 
     def run(self, ctx: StageContext) -> dict:
+        from reasondistill.report.plot import plot_accuracy, plot_over_seeds
+        from reasondistill.report.results import SEEDS_CHART, build_results, load_eval, to_markdown
+
         cfg: ReportConfig = ctx.cfg
         evals = [load_eval(ctx.path(ref), ref) for ref in cfg.evals]
         results = build_results(evals, cfg.title, cfg.contrasts)  # a bad contrast fails before any file
@@ -51,4 +55,4 @@ class ReportStage(Stage):
         return {"evals": len(evals), "splits": results["splits"]}
 
 
-STAGES.register("report", ReportStage)
+STAGES.register("report", ReportStage, description="one table and charts over metrics stages, with contrasts over seeds")

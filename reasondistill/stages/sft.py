@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from reasondistill.errors import ReasonDistillError
+from reasondistill.artifacts import Artifact, model_dir, read_rows, tokenizer_dir
+from reasondistill.config import Ref, StrictModel, exactly_one
 from reasondistill.models.lora import LoraSpec
 from reasondistill.models.tiny import TinyModelSpec
-from reasondistill.records import read_jsonl
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext, StrictModel
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.train.config import SFTTrainConfig
 
 
@@ -24,28 +24,24 @@ class InitModel(StrictModel):
     """Where the initial weights come from: exactly one of tiny (+ tokenizer), stage, path."""
 
     tiny: TinyModelSpec | None = None
-    tokenizer: Ref | None = None  # a `tokenizer` stage; required with `tiny`, only with it
-    stage: Ref | None = None  # a training stage: continue from its out_dir/model
+    tokenizer: Ref(Artifact.TOKENIZER) | None = None  # required with `tiny`, only with it
+    stage: Ref(Artifact.MODEL) | None = None  # continue from another stage's model
     path: str | None = None  # local directory or hub id
+    pretrained: str | None = None  # a catalog model (`reasondistill models list`)
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        given = [k for k in ("tiny", "stage", "path") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of `tiny` (+ `tokenizer`), `stage` (a training stage) or `path`"
-                + (f"; got {', '.join(given)}" if given else "")
-            )
+        exactly_one(self, "tiny", "stage", "path", "pretrained", hint="`tiny` comes with `tokenizer`")
         if self.tiny is not None and self.tokenizer is None:
             raise ValueError("`tiny` needs `tokenizer: <a tokenizer stage>` (a tiny model has no vocabulary)")
         if self.tiny is None and self.tokenizer is not None:
-            raise ValueError("`tokenizer` is only used with `tiny`; a `stage`/`path` model brings its own")
+                raise ValueError("`tokenizer` is only used with `tiny`; any other model brings its own")
         return self
 
 
 class SFTStageConfig(StageConfig):
     kind: Literal["sft"]
-    rows: Ref  # a stage that wrote out_dir/rows.jsonl of {"prompt", "completion", ...}
+    rows: Ref(Artifact.ROWS)
     model: InitModel
     train: SFTTrainConfig = Field(default_factory=SFTTrainConfig)
     lora: LoraSpec | None = None
@@ -67,19 +63,7 @@ def load_rows(ctx: StageContext, cfg) -> list[dict]:
 
     Shared by every stage that consumes rows (sft, kd, kd_cache): `cfg` has rows, max_rows, kind.
     """
-    path = ctx.path(cfg.rows) / "rows.jsonl"
-    if not path.exists():
-        raise ReasonDistillError(f"{cfg.kind}: stage {cfg.rows!r} wrote no rows.jsonl ({path})")
-    rows = list(read_jsonl(path))
-    if cfg.max_rows is not None:
-        if len(rows) < cfg.max_rows:
-            raise ReasonDistillError(
-                f"{cfg.kind}: max_rows={cfg.max_rows} but stage {cfg.rows!r} has only {len(rows)} rows"
-            )
-        rows = rows[: cfg.max_rows]
-    if not rows:
-        raise ReasonDistillError(f"{cfg.kind}: stage {cfg.rows!r} has no rows")
-    return rows
+    return read_rows(ctx.path(cfg.rows), f"{cfg.kind} stage {ctx.name!r}", cfg.max_rows)
 
 
 def initial_model(ctx: StageContext, cfg: SFTStageConfig):
@@ -91,19 +75,18 @@ def initial_model(ctx: StageContext, cfg: SFTStageConfig):
 
     m = cfg.model
     if m.tiny is not None:
-        tok_dir = ctx.path(m.tokenizer) / "tokenizer"
-        if not tok_dir.exists():
-            raise ReasonDistillError(
-                f"sft: stage {m.tokenizer!r} has no tokenizer/ (is it a tokenizer stage?)"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(ctx.path(m.tokenizer))))
         return build_tiny_model(m.tiny, tokenizer, seed=cfg.seed), tokenizer
-    source = str(ctx.path(m.stage) / "model") if m.stage is not None else m.path
-    return load_model(source)
+    if m.pretrained is not None:
+        from reasondistill.models.pull import resolve_pretrained
+
+        return load_model(resolve_pretrained(m.pretrained))
+    return load_model(str(model_dir(ctx.path(m.stage))) if m.stage is not None else m.path)
 
 
 class SFTStage(Stage):
     Config = SFTStageConfig
+    produces = frozenset({Artifact.MODEL})
     distributed = True
 
     def run(self, ctx: StageContext) -> dict:
@@ -119,4 +102,4 @@ class SFTStage(Stage):
         return train_sft(model, tokenizer, rows, train, ctx.out_dir)
 
 
-STAGES.register("sft", SFTStage)
+STAGES.register("sft", SFTStage, description="supervised fine-tuning of a student on training rows")

@@ -14,9 +14,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from reasondistill.artifacts import TOKENIZER_DIR, Artifact
+from reasondistill.config import Ref
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import read_jsonl
-from reasondistill.stages.base import STAGES, Ref, Stage, StageConfig, StageContext
+from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 
 # The prompt template's fixed strings, so their merges exist even if the examples' own
 # text never contains them (formats render "Question: ...\nReasoning: ...\nAnswer: ...").
@@ -25,7 +27,7 @@ TEMPLATE_TEXT = "Question: \nReasoning: \nAnswer: \n"
 
 class TokenizerConfig(StageConfig):
     kind: Literal["tokenizer"]
-    data: Ref  # a `data` stage: every <split>.jsonl of it is read
+    data: Ref(Artifact.EXAMPLES)  # every <split>.jsonl of it is read
     vocab_size: int = Field(128, ge=16, description="target size; at least the ~102-symbol alphabet")
     model_max_length: int = Field(2048, ge=16)
 
@@ -46,6 +48,7 @@ def example_texts(data_dir: Path) -> Iterator[str]:
 
 class TokenizerStage(Stage):
     Config = TokenizerConfig
+    produces = frozenset({Artifact.TOKENIZER})
 
     def run(self, ctx: StageContext) -> dict:
         from reasondistill.models.tokenizer import train_tokenizer  # lazy: imports transformers
@@ -55,7 +58,7 @@ class TokenizerStage(Stage):
         if not texts:
             raise ReasonDistillError(f"tokenizer: the data stage {cfg.data!r} has no example text")
         tok = train_tokenizer([TEMPLATE_TEXT, *texts], cfg.vocab_size, cfg.model_max_length)
-        final, tmp = ctx.out_dir / "tokenizer", ctx.out_dir / "tokenizer.tmp"
+        final, tmp = ctx.out_dir / TOKENIZER_DIR, ctx.out_dir / f"{TOKENIZER_DIR}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tok.save_pretrained(str(tmp))
         shutil.rmtree(final, ignore_errors=True)  # only a finished earlier attempt leaves one
@@ -63,4 +66,4 @@ class TokenizerStage(Stage):
         return {"vocab_size": len(tok), "texts": len(texts)}
 
 
-STAGES.register("tokenizer", TokenizerStage)
+STAGES.register("tokenizer", TokenizerStage, description="train a small BPE tokenizer on a data stage's text (no network)")

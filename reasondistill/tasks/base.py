@@ -93,7 +93,7 @@ class Task(ABC):
         return self.config.model_dump(mode="json")
 
 
-TASKS: Registry[type[Task]] = Registry("task")
+TASKS: Registry[type[Task]] = Registry("task", "tasks", config=lambda t: t.Config)
 
 
 def format_validation_error(err: ValidationError, prefix: str = "config") -> str:

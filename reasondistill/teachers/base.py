@@ -2,8 +2,8 @@
 
 Each teacher kind is one file: a config schema (a StrictModel whose `kind` is a Literal)
 and a Teacher subclass, registered with `TEACHERS.register(kind, Cls)` and imported in
-teachers/kinds.py. The `generate` stage validates `teacher: {kind: ...}` against the
-discriminated union of every registered config (teachers/registry.py).
+teachers/__init__.py. The `generate` stage validates `teacher: {kind: ...}` against the
+discriminated union of every registered config (`TEACHERS.config_union()`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from reasondistill.config import StageContext, StrictModel
 from reasondistill.records import Example, Trace
-from reasondistill.stages.base import StageContext, StrictModel
-from reasondistill.teachers.registry import TEACHERS
+from reasondistill.registry import Registry
 from reasondistill.traces.format import split_completion
 from reasondistill.traces.store import TraceStore
 
@@ -62,6 +62,9 @@ class Teacher:
             score=score,
             **extra,
         )
+
+
+TEACHERS: Registry[type[Teacher]] = Registry("teacher", "teachers", config=lambda t: t.Config)
 
 
 def build_teacher(cfg: TeacherConfig, ctx: StageContext | None = None) -> Teacher:

@@ -13,11 +13,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from reasondistill.evaluate.generate import default_device, generate_batch
-from reasondistill.models.tokenize import encode_prompt
+from reasondistill.config import ModelSource, StageContext
 from reasondistill.records import Example
-from reasondistill.stages.base import StageContext
-from reasondistill.stages.common import ModelSource
 from reasondistill.teachers.base import TEACHERS, Teacher, TeacherConfig, Verify
 from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
@@ -53,11 +50,13 @@ class HFTeacher(Teacher):
 
     @property
     def name(self) -> str:
-        return f"hf:{self.cfg.model.stage or self.cfg.model.path}"
+        m = self.cfg.model
+        return f"hf:{m.stage or m.path or m.pretrained}"
 
     def _load(self) -> None:
         if self.model is None:
-            from reasondistill.models.load import load_model  # heavy: import only when sampling
+            from reasondistill.evaluate.generate import default_device
+            from reasondistill.models.load import load_model
 
             if self.ctx is None:
                 raise ValueError("HFTeacher needs a StageContext (or a model) to resolve its model")
@@ -65,6 +64,9 @@ class HFTeacher(Teacher):
         self.model.eval()
 
     def generate(self, examples: list[Example], store: TraceStore, verify: Verify) -> None:
+        from reasondistill.evaluate.generate import generate_batch  # torch: imported when sampling
+        from reasondistill.models.tokenize import encode_prompt
+
         cfg = self.cfg
         seed = cfg.seed if cfg.seed is not None else (self.ctx.cfg.seed if self.ctx else 0)
         per_batch = max(1, cfg.batch_size // cfg.n)  # examples per call; each contributes n rows
@@ -96,4 +98,4 @@ class HFTeacher(Teacher):
             store.append(traces)  # written as soon as the batch is done: a kill loses at most one batch
 
 
-TEACHERS.register("hf", HFTeacher)
+TEACHERS.register("hf", HFTeacher, description="sample from a local Hugging Face causal LM (batched, resumable)")

@@ -36,4 +36,4 @@ class ProgramTeacher(Teacher):
             )
 
 
-TEACHERS.register("program", ProgramTeacher)
+TEACHERS.register("program", ProgramTeacher, description="gold traces written from the task's own rationales (no model)")

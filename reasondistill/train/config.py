@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from reasondistill.models.schema import StrictModel
+from reasondistill.config import StrictModel
 
 
 class SFTTrainConfig(StrictModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reasondistill.teachers.openai_serve import served_model
+from reasondistill.teachers.openai.serve import served_model
 from tests.integration.conftest import run_cli, stage_dirs
 from tests.integration.test_served_generation import model_dir, write_recipe  # noqa: F401 (fixture)
 

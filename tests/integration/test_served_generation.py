@@ -22,9 +22,9 @@ import yaml
 from reasondistill.pipeline import plan
 from reasondistill.recipe import load_recipe
 from reasondistill.runner import run_plan
-from reasondistill.teachers.openai_config import OpenAIConfig
-from reasondistill.teachers.openai_serve import served_model
-from reasondistill.teachers.openai_teacher import OpenAITeacher
+from reasondistill.teachers.openai.config import OpenAIConfig
+from reasondistill.teachers.openai.serve import served_model
+from reasondistill.teachers.openai.teacher import OpenAITeacher
 from reasondistill.traces.store import TraceStore
 from tests.integration.conftest import CLI, ROOT, cli_env, run_cli, stage_dirs
 from tests.integration.fault_proxy import FAULTS, FaultProxy

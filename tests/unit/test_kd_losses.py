@@ -238,17 +238,17 @@ def test_jsd_matches_trl_generalized_jsd():
 
 
 def test_config_validates_name_and_options():
-    assert KDLossConfig().name == "forward_kl" and KDLossConfig().alpha == 0.0
+    assert KDLossConfig().kind == "forward_kl" and KDLossConfig().alpha == 0.0
     with pytest.raises(ValidationError, match="allowed: forward_kl, jsd, reverse_kl, tv"):
-        KDLossConfig(name="kl")
+        KDLossConfig(kind="kl")
     with pytest.raises(ValidationError, match="beta does not apply to kd loss 'forward_kl'"):
-        KDLossConfig(name="forward_kl", beta=0.3)
+        KDLossConfig(kind="forward_kl", beta=0.3)
     with pytest.raises(ValidationError):
         KDLossConfig(temperature=0)
     with pytest.raises(ValidationError):
-        KDLossConfig(name="jsd", bogus=1)
-    assert KDLossConfig(name="jsd", beta=0.2).options() == {"beta": 0.2}
-    assert KDLossConfig(name="tv").options() == {}
+        KDLossConfig(kind="jsd", bogus=1)
+    assert KDLossConfig(kind="jsd", beta=0.2).options() == {"beta": 0.2}
+    assert KDLossConfig(kind="tv").options() == {}
 
 
 def labelled_batch(seed):
@@ -303,7 +303,7 @@ def test_kd_objective_mixes_linearly(name):
     kd, n_kd = call(name, student, teacher, mask, temperature=2.0)
     ce = nll_sum(student, labels)
     for alpha in (0.0, 0.3):
-        cfg = KDLossConfig(name=name, alpha=alpha, temperature=2.0)
+        cfg = KDLossConfig(kind=name, alpha=alpha, temperature=2.0)
         total, n = kd_objective(student, labels, teacher, cfg)
         assert n == n_kd
         torch.testing.assert_close(total, alpha * ce + (1 - alpha) * kd)

@@ -74,7 +74,7 @@ def test_kd_grad_accum_invariance_cached_and_online(tok, tmp_path):
     teacher = build_tiny_model(TEACHER, tok, seed=7)
     encoded = encode_rows(tok, rows, 64)
     cache = build_cache(teacher, encoded, 16, tmp_path / "cache", pad_id=tok.pad_token_id, codec="packed")
-    loss = KDLossConfig(name="jsd", beta=0.3, temperature=1.0, alpha=0.2)
+    loss = KDLossConfig(kind="jsd", beta=0.3, temperature=1.0, alpha=0.2)
     for path, kw in (("cached", {"cache": cache}), ("online", {"teacher": teacher})):
         states = {}
         for per_device, accum in ((8, 1), (4, 2)):
@@ -208,8 +208,8 @@ def test_config_validation():
     with pytest.raises(ValueError, match="exactly one of `model`"):
         kd_cfg(teacher={"cache": "c", "model": {"stage": "t"}})
     with pytest.raises(ValueError, match="beta does not apply"):
-        kd_cfg(loss={"name": "tv", "beta": 0.2})
-    c = kd_cfg(loss={"name": "jsd", "beta": 0.2})
+        kd_cfg(loss={"kind": "tv", "beta": 0.2})
+    c = kd_cfg(loss={"kind": "jsd", "beta": 0.2})
     assert type(c).model_validate(c.model_dump()) == c  # the pipeline re-validates dumped configs
 
 

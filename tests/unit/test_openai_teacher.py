@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from reasondistill.errors import ReasonDistillError
 from reasondistill.stages.generate import GenerateConfig
 from reasondistill.teachers import TEACHERS
-from reasondistill.teachers.openai_config import OpenAIConfig
-from reasondistill.teachers.openai_http import RetryPolicy
-from reasondistill.teachers.openai_teacher import OpenAITeacher
+from reasondistill.teachers.openai.config import OpenAIConfig
+from reasondistill.teachers.openai.http import RetryPolicy
+from reasondistill.teachers.openai.teacher import OpenAITeacher
 from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
 from tests.unit.helpers_tiny import examples, fake_verify

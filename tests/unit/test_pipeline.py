@@ -10,8 +10,10 @@ from reasondistill.errors import ReasonDistillError, RecipeError
 from reasondistill.pipeline import plan
 from reasondistill.recipe import Recipe, apply_override
 from reasondistill.runner import run_plan
+from reasondistill.artifacts import Artifact
+from reasondistill.config import Ref, StrictModel
+from reasondistill.registry import Entry
 from reasondistill.stages import STAGES, Stage, StageConfig
-from reasondistill.stages.base import Ref, StrictModel
 
 CALLS: list[str] = []
 
@@ -28,6 +30,7 @@ class SrcCfg(StageConfig):
 
 class Src(Stage):
     Config = SrcCfg
+    produces = frozenset({Artifact.METRICS})
 
     def run(self, ctx):
         CALLS.append(ctx.name)
@@ -36,13 +39,14 @@ class Src(Stage):
 
 class MapCfg(StageConfig):
     kind: Literal["t_map"]
-    src: Ref
+    src: Ref(Artifact.METRICS)
     add: int = 0
     fail: bool = False
 
 
 class Map(Stage):
     Config = MapCfg
+    produces = frozenset({Artifact.METRICS})
 
     def run(self, ctx):
         CALLS.append(ctx.name)
@@ -54,11 +58,12 @@ class Map(Stage):
 
 class CollectCfg(StageConfig):
     kind: Literal["t_collect"]
-    items: list[Ref]
+    items: list[Ref(Artifact.METRICS)]
 
 
 class Collect(Stage):
     Config = CollectCfg
+    produces = frozenset({Artifact.REPORT})
 
     def run(self, ctx):
         CALLS.append(ctx.name)
@@ -70,7 +75,7 @@ class Collect(Stage):
 @pytest.fixture(autouse=True)
 def toy_stages(monkeypatch):
     for name, cls in (("t_src", Src), ("t_map", Map), ("t_collect", Collect)):
-        monkeypatch.setitem(STAGES._units, name, cls)
+        monkeypatch.setitem(STAGES._entries, name, Entry(name, cls, "a toy stage kind", None))
     CALLS.clear()
 
 

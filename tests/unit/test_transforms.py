@@ -67,25 +67,25 @@ def _is_subsequence(sub: list, seq: list) -> bool:
 
 
 def test_configs_validate_by_name_with_defaults():
-    s = _cfg({"name": "shuffle", "level": "word", "seed": 1})
-    assert (s.name, s.level, s.seed) == ("shuffle", "word", 1)
-    k = _cfg({"name": "key_tokens", "k": 5, "scorer": {"model": {"stage": "teacher"}}})
-    assert k.scorer.name == "saliency" and k.k == 5 and isinstance(k.k, int)  # saliency is the default
-    assert isinstance(_cfg({"name": "key_tokens", "k": 0.3, "scorer": {"name": "random"}}).k, float)
-    assert _cfg({"name": "mask"}).seed is None  # None: the stage seed, mixed with the example id
+    s = _cfg({"kind": "shuffle", "level": "word", "seed": 1})
+    assert (s.kind, s.level, s.seed) == ("shuffle", "word", 1)
+    k = _cfg({"kind": "key_tokens", "k": 5, "scorer": {"model": {"stage": "teacher"}}})
+    assert k.scorer.kind == "saliency" and k.k == 5 and isinstance(k.k, int)  # saliency is the default
+    assert isinstance(_cfg({"kind": "key_tokens", "k": 0.3, "scorer": {"kind": "random"}}).k, float)
+    assert _cfg({"kind": "mask"}).seed is None  # None: the stage seed, mixed with the example id
 
 
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({"name": "shufle"}, "does not match any of the expected tags"),
-        ({"name": "shuffle", "level": "token"}, "needs `tokenizer"),
-        ({"name": "shuffle", "tokenizer": {"path": "t"}}, "only used with level: token"),
-        ({"name": "key_tokens", "k": 0, "scorer": {"name": "random"}}, "count k must be >= 1"),
-        ({"name": "key_tokens", "k": 1.5, "scorer": {"name": "random"}}, r"fraction k must be in \(0, 1\]"),
-        ({"name": "key_tokens", "k": 2, "scorer": {"name": "rand"}}, "expected tags"),
-        ({"name": "key_tokens", "k": 2, "scorer": {}}, "model"),
-        ({"name": "mask", "fraction": 1.5}, "less than or equal to 1"),
+        ({"kind": "shufle"}, "does not match any of the expected tags"),
+        ({"kind": "shuffle", "level": "token"}, "needs `tokenizer"),
+        ({"kind": "shuffle", "tokenizer": {"path": "t"}}, "only used with level: token"),
+        ({"kind": "key_tokens", "k": 0, "scorer": {"kind": "random"}}, "count k must be >= 1"),
+        ({"kind": "key_tokens", "k": 1.5, "scorer": {"kind": "random"}}, r"fraction k must be in \(0, 1\]"),
+        ({"kind": "key_tokens", "k": 2, "scorer": {"kind": "rand"}}, "expected tags"),
+        ({"kind": "key_tokens", "k": 2, "scorer": {}}, "model"),
+        ({"kind": "mask", "fraction": 1.5}, "less than or equal to 1"),
     ],
 )
 def test_bad_configs_fail_with_a_clear_message(data, match):
@@ -95,26 +95,26 @@ def test_bad_configs_fail_with_a_clear_message(data, match):
 
 def test_format_config_rejects_transforms_with_placement_none():
     with pytest.raises(ValidationError, match="placement none drops"):
-        FormatConfig(kind="format", traces="t", placement="none", transforms=[{"name": "shuffle"}])
+        FormatConfig(kind="format", traces="t", placement="none", transforms=[{"kind": "shuffle"}])
 
 
 # --- shuffle: a permutation of the same multiset of tokens ---------------------------------------------
 
 
 def test_word_shuffle_is_a_permutation_and_seeded_per_example():
-    out = _cfg({"name": "shuffle"}).apply(ITEMS, TransformEnv(seed=0))
+    out = _cfg({"kind": "shuffle"}).apply(ITEMS, TransformEnv(seed=0))
     for it, o in zip(ITEMS, out, strict=True):
         assert sorted(o.split()) == sorted(it.rationale.split())
-    assert out == _cfg({"name": "shuffle"}).apply(ITEMS, TransformEnv(seed=0))  # deterministic
-    assert out != _cfg({"name": "shuffle"}).apply(ITEMS, TransformEnv(seed=1))  # stage seed matters
-    assert out != _cfg({"name": "shuffle", "seed": 7}).apply(ITEMS, TransformEnv(seed=0))  # own seed wins
+    assert out == _cfg({"kind": "shuffle"}).apply(ITEMS, TransformEnv(seed=0))  # deterministic
+    assert out != _cfg({"kind": "shuffle"}).apply(ITEMS, TransformEnv(seed=1))  # stage seed matters
+    assert out != _cfg({"kind": "shuffle", "seed": 7}).apply(ITEMS, TransformEnv(seed=0))  # own seed wins
     # each example has its own stream: the same rationale under two ids is shuffled differently
     twins = [RationaleItem(f"id{i}", "Q\n", "1", RATIONALES[2]) for i in range(4)]
-    assert len(set(_cfg({"name": "shuffle"}).apply(twins, TransformEnv(seed=0)))) > 1
+    assert len(set(_cfg({"kind": "shuffle"}).apply(twins, TransformEnv(seed=0)))) > 1
 
 
 def test_token_shuffle_permutes_ids(char_tok):
-    cfg = _cfg({"name": "shuffle", "level": "token", "tokenizer": {"path": char_tok}})
+    cfg = _cfg({"kind": "shuffle", "level": "token", "tokenizer": {"path": char_tok}})
     env = TransformEnv(seed=0)
     tok = env.tokenizer(cfg.tokenizer)
     for it in ITEMS:
@@ -140,10 +140,10 @@ def test_n_keep_and_top_k_in_order():
     assert top_k_in_order([1.0, 1.0, 1.0], 2) == [0, 1]
 
 
-@pytest.mark.parametrize("scorer", [{"name": "random"}, {"name": "tfidf"}])
+@pytest.mark.parametrize("scorer", [{"kind": "random"}, {"kind": "tfidf"}])
 @pytest.mark.parametrize("k", [3, 0.5, 1.0])
 def test_word_key_tokens_are_ordered_subsequences_of_length_k(scorer, k):
-    cfg = _cfg({"name": "key_tokens", "k": k, "scorer": scorer})
+    cfg = _cfg({"kind": "key_tokens", "k": k, "scorer": scorer})
     out = cfg.apply(ITEMS, TransformEnv(seed=0))
     for it, o in zip(ITEMS, out, strict=True):
         words = it.rationale.split()
@@ -153,8 +153,8 @@ def test_word_key_tokens_are_ordered_subsequences_of_length_k(scorer, k):
 
 @pytest.mark.parametrize("scorer", ["random", "tfidf", "saliency", "leave_one_out"])
 def test_token_key_tokens_are_ordered_subsequences_of_length_k(char_tok, teacher_dir, scorer):
-    sc = {"name": scorer, **({"model": {"path": teacher_dir}} if scorer in ("saliency", "leave_one_out") else {})}
-    cfg = _cfg({"name": "key_tokens", "k": 0.4, "level": "token", "tokenizer": {"path": char_tok}, "scorer": sc})
+    sc = {"kind": scorer, **({"model": {"path": teacher_dir}} if scorer in ("saliency", "leave_one_out") else {})}
+    cfg = _cfg({"kind": "key_tokens", "k": 0.4, "level": "token", "tokenizer": {"path": char_tok}, "scorer": sc})
     env = TransformEnv(seed=0)
     tok = env.tokenizer(cfg.tokenizer)
     pieces = [segment(it.rationale, "token", tok) for it in ITEMS]
@@ -226,7 +226,7 @@ def test_leave_one_out_matches_a_direct_computation(teacher_dir):
 
 
 def test_word_mask_replaces_the_requested_share():
-    out = _cfg({"name": "mask", "fraction": 0.5, "mask_token": "[M]"}).apply(ITEMS, TransformEnv(seed=0))
+    out = _cfg({"kind": "mask", "fraction": 0.5, "mask_token": "[M]"}).apply(ITEMS, TransformEnv(seed=0))
     for it, o in zip(ITEMS, out, strict=True):
         words, got = it.rationale.split(), o.split()
         assert len(got) == len(words)
@@ -235,11 +235,11 @@ def test_word_mask_replaces_the_requested_share():
 
 
 def test_token_mask_uses_the_tokenizer_mask_token(char_tok, teacher_dir):
-    cfg = _cfg({"name": "mask", "fraction": 0.25, "level": "token", "tokenizer": {"path": char_tok}})
+    cfg = _cfg({"kind": "mask", "fraction": 0.25, "level": "token", "tokenizer": {"path": char_tok}})
     out = cfg.apply(ITEMS[:1], TransformEnv(seed=0))[0]
     n = len(segment(ITEMS[0].rationale, "token", TransformEnv(seed=0).tokenizer(cfg.tokenizer)))
     assert out.count("<mask>") == n_keep(0.25, n)
-    no_mask = _cfg({"name": "mask", "level": "token", "tokenizer": {"path": teacher_dir}})  # byte BPE: no mask/unk
+    no_mask = _cfg({"kind": "mask", "level": "token", "tokenizer": {"path": teacher_dir}})  # byte BPE: no mask/unk
     with pytest.raises(ReasonDistillError, match="mask_token"):
         no_mask.apply(ITEMS[:1], TransformEnv(seed=0))
 
@@ -248,19 +248,19 @@ def test_token_mask_uses_the_tokenizer_mask_token(char_tok, teacher_dir):
 def test_truncate_keeps_a_prefix(char_tok, level):
     tok = {"tokenizer": {"path": char_tok}} if level == "token" else {}
     for frac in (0.0, 0.5, 1.0):
-        out = _cfg({"name": "truncate", "fraction": frac, "level": level, **tok}).apply(ITEMS, TransformEnv(seed=0))
+        out = _cfg({"kind": "truncate", "fraction": frac, "level": level, **tok}).apply(ITEMS, TransformEnv(seed=0))
         for it, o in zip(ITEMS, out, strict=True):
             assert it.rationale.startswith(o)
             if frac == 1.0:
                 assert o == it.rationale.rstrip()
-    assert _cfg({"name": "truncate", "fraction": 0.5}).apply(ITEMS[2:3], TransformEnv(seed=0)) == ["a b c d e f"]
+    assert _cfg({"kind": "truncate", "fraction": 0.5}).apply(ITEMS[2:3], TransformEnv(seed=0)) == ["a b c d e f"]
 
 
 # --- contract over the registry: placement round-trips through the answer extractor -------------------
 
 EXAMPLE_CONFIGS = {
     "shuffle": [{"level": "word"}, {"level": "token"}],
-    "key_tokens": [{"k": 0.5, "scorer": {"name": "random"}}, {"k": 2, "level": "token", "scorer": {"name": "tfidf"}}],
+    "key_tokens": [{"k": 0.5, "scorer": {"kind": "random"}}, {"k": 2, "level": "token", "scorer": {"kind": "tfidf"}}],
     "mask": [{"fraction": 0.3}, {"fraction": 0.3, "level": "token"}],
     "truncate": [{"fraction": 0.6}, {"fraction": 0.6, "level": "token"}],
 }
@@ -279,7 +279,7 @@ def test_transform_output_round_trips_through_every_placement(char_tok, name):
     items = [RationaleItem(f"r{i}", "Q\n", "42", r) for i, r in enumerate(rats) if "\nAnswer:" not in r]
     for extra in EXAMPLE_CONFIGS[name]:
         tok = {"tokenizer": {"path": char_tok}} if extra.get("level") == "token" else {}
-        cfg = _cfg({"name": name, **extra, **tok})
+        cfg = _cfg({"kind": name, **extra, **tok})
         out = cfg.apply(items, TransformEnv(seed=0))
         assert out == cfg.apply(items, TransformEnv(seed=0))  # deterministic for a seed
         for o in out:
@@ -290,7 +290,7 @@ def test_transform_output_round_trips_through_every_placement(char_tok, name):
 
 
 def test_apply_transforms_chains_in_order():
-    chain = [_cfg({"name": "truncate", "fraction": 0.5}), _cfg({"name": "shuffle"})]
+    chain = [_cfg({"kind": "truncate", "fraction": 0.5}), _cfg({"kind": "shuffle"})]
     out = apply_transforms(chain, ITEMS, TransformEnv(seed=0))
     assert sorted(out[2].split()) == list("abcdef")
 
@@ -309,7 +309,7 @@ def test_format_stage_applies_transforms_and_writes_rationales(tmp_path):
     ]
     write_jsonl_atomic(gen / "traces.jsonl", traces)
     cfg = FormatConfig(kind="format", traces="gen", placement="after", missing_rationale="skip",
-                       transforms=[{"name": "key_tokens", "k": 2, "scorer": {"name": "random"}}])
+                       transforms=[{"kind": "key_tokens", "k": 2, "scorer": {"kind": "random"}}])
     summary = FormatStage().run(StageContext("fmt", cfg, out, {}, {"gen": gen}))
     assert summary == {"rows": 2, "inputs": 3, "placement": "after", "transforms": ["key_tokens"]}
     rows = list(read_jsonl(out / "rows.jsonl"))
@@ -322,7 +322,7 @@ def test_format_stage_applies_transforms_and_writes_rationales(tmp_path):
 
 def test_missing_rationale_fails_before_transforms_run():
     cfg = FormatConfig(kind="format", traces="g", placement="after",
-                       transforms=[{"name": "key_tokens", "k": 1, "scorer": {"model": {"path": "/nonexistent"}}}])
+                       transforms=[{"kind": "key_tokens", "k": 1, "scorer": {"model": {"path": "/nonexistent"}}}])
     with pytest.raises(ReasonDistillError, match="'b'.*missing_rationale: skip"):
         build_rows([Item("a", "Q\n", "1", "r"), Item("b", "Q\n", "2", None)], cfg)
 
@@ -331,8 +331,8 @@ def test_planner_records_a_scorer_teachers_dependency():
     from reasondistill.pipeline import plan
     from reasondistill.recipe import Recipe
 
-    key = {"name": "key_tokens", "k": 2, "level": "token", "tokenizer": {"stage": "tok"},
-           "scorer": {"name": "saliency", "model": {"stage": "teacher"}}}
+    key = {"kind": "key_tokens", "k": 2, "level": "token", "tokenizer": {"stage": "tok"},
+           "scorer": {"kind": "saliency", "model": {"stage": "teacher"}}}
     recipe = Recipe(name="t", stages={
         "data": {"kind": "data", "task": "arithmetic", "splits": {"pool": {"n": 4}}},
         "tok": {"kind": "tokenizer", "data": "data"},

@@ -1,29 +1,25 @@
 """Rationale transforms for CoT-distillation ablations (Wadhwa, Amir & Wallace, arXiv 2406.14511).
 
 A transform rewrites each example's rationale before the `format` stage renders it; a recipe
-lists them in order, by name:
+lists them in order, by kind:
 
     transforms:
-      - {name: shuffle, level: token, tokenizer: {stage: tokenizer}}
-      - {name: key_tokens, k: 0.3, scorer: {name: saliency, model: {stage: teacher}}}
-      - {name: mask, fraction: 0.2}
-      - {name: truncate, fraction: 0.5}
+      - {kind: shuffle, level: token, tokenizer: {stage: tokenizer}}
+      - {kind: key_tokens, k: 0.3, scorer: {kind: saliency, model: {stage: teacher}}}
+      - {kind: mask, fraction: 0.2}
+      - {kind: truncate, fraction: 0.5}
 
 Where the rationale goes (none / before / after the label) is the format stage's
 `placement` (traces/format.py), not a transform: it is a property of the rendering, and it
 composes with every transform here.
 
-Registries: TRANSFORMS (name -> config class with `apply`) and SCORERS (key-token importance
-scorers). Adding one is a new file with a config class plus `register(...)`, and an import
+Registries: TRANSFORMS (kind -> config class with `apply`) and SCORERS (key-token importance
+scorers). Adding one is a new file with a config class plus `TRANSFORMS.register(...)`, and an import
 line below; `TransformConfig` (the discriminated union a recipe validates against) is built
 from the registry. Scorers live in scorers/, a package of the same shape.
 """
 
 from __future__ import annotations
-
-from typing import Annotated, Union
-
-from pydantic import Field
 
 from reasondistill.traces.transforms import key_tokens, mask, shuffle, truncate  # noqa: F401  (registration)
 from reasondistill.traces.transforms.base import (
@@ -35,10 +31,7 @@ from reasondistill.traces.transforms.base import (
     TransformEnv,
 )
 
-TransformConfig = Annotated[
-    Union[tuple(cls for _, cls in TRANSFORMS.items())],  # noqa: UP007  (a runtime-built union)
-    Field(discriminator="name"),
-]
+TransformConfig = TRANSFORMS.config_union()
 
 
 def apply_transforms(
@@ -50,7 +43,7 @@ def apply_transforms(
         current = [RationaleItem(it.example_id, it.prompt, it.answer, r) for it, r in zip(items, texts, strict=True)]
         texts = t.apply(current, env)
         if len(texts) != len(items):
-            raise RuntimeError(f"transform {t.name!r} returned {len(texts)} rationales for {len(items)} items")
+            raise RuntimeError(f"transform {t.kind!r} returned {len(texts)} rationales for {len(items)} items")
     return texts
 
 

@@ -23,30 +23,22 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from reasondistill.config import ModelSource, Ref, StrictModel
+from reasondistill.artifacts import Artifact, tokenizer_dir
+from reasondistill.config import ModelSource, Ref, StageContext, StrictModel, exactly_one
 from reasondistill.errors import ReasonDistillError
 from reasondistill.registry import Registry
 from reasondistill.traces.format import ANSWER_PREFIX
 
-if TYPE_CHECKING:
-    from reasondistill.stages.base import StageContext
-
 Level = Literal["word", "token"]
 _WORD = re.compile(r"\S+")
 
-TRANSFORMS: Registry[type[RationaleTransform]] = Registry("transform")
-SCORERS: Registry[type[ImportanceScorer]] = Registry("key-token scorer")
-
-
-def register(registry: Registry, cls: type) -> type:
-    """Register a config class under the value of its `name: Literal[...]` field (one source of truth)."""
-    (name,) = get_args(cls.model_fields["name"].annotation)
-    registry.register(name, cls)
-    return cls
+# A registered config class *is* the unit (its `apply` / `score` does the work).
+TRANSFORMS: Registry[type[RationaleTransform]] = Registry("transform", "rationale transforms")
+SCORERS: Registry[type[ImportanceScorer]] = Registry("key-token scorer", "key-token scorers")
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -118,13 +110,12 @@ class TokenizerSource(StrictModel):
     """A tokenizer: a `tokenizer` stage (its out_dir/tokenizer), a training stage (out_dir/model),
     or a local path / hub id."""
 
-    stage: Ref | None = None
+    stage: Ref(Artifact.TOKENIZER, Artifact.MODEL) | None = None
     path: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        if (self.stage is None) == (self.path is None):
-            raise ValueError("give exactly one of `stage` (a tokenizer or training stage) or `path`")
+        exactly_one(self, "stage", "path", hint="a tokenizer or training stage, or a local path / hub id")
         return self
 
     def resolve(self, ctx: StageContext | None) -> str:
@@ -132,11 +123,7 @@ class TokenizerSource(StrictModel):
             return self.path
         if ctx is None:
             raise ReasonDistillError(f"tokenizer {{stage: {self.stage}}} needs a running stage to resolve it")
-        out = ctx.path(self.stage)
-        for sub in ("tokenizer", "model"):
-            if (out / sub).is_dir():
-                return str(out / sub)
-        raise ReasonDistillError(f"stage {self.stage!r} has neither tokenizer/ nor model/ in {out}")
+        return str(tokenizer_dir(ctx.path(self.stage)))
 
 
 @dataclass
@@ -187,7 +174,7 @@ class RationaleTransform(StrictModel):
         raise NotImplementedError
 
     def rng(self, env: TransformEnv, example_id: str) -> random.Random:
-        return env.rng(self.seed, self.name, example_id)  # type: ignore[attr-defined]
+        return env.rng(self.seed, self.kind, example_id)  # type: ignore[attr-defined]
 
 
 class Segmented(RationaleTransform):

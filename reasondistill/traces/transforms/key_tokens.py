@@ -2,7 +2,7 @@
 (arXiv 2406.14511, Sec. 5: a few key tokens of the rationale give about the gain of all of it,
 compared against the same number of random tokens).
 
-Importance comes from a pluggable scorer (`scorer: {name: ...}`, registry SCORERS):
+Importance comes from a pluggable scorer (`scorer: {kind: ...}`, registry SCORERS):
 `saliency` (gradient x input on the teacher, the default when `name` is omitted),
 `leave_one_out`, `tfidf`, `random` (the control). The paper's exact key-token scorer is not
 stated in what we could read: which one reproduces it is an open question, hence the knob.
@@ -21,7 +21,6 @@ from reasondistill.traces.transforms.base import (
     Segmented,
     TransformEnv,
     n_keep,
-    register,
 )
 from reasondistill.traces.transforms.scorers import ScorerConfig
 
@@ -35,9 +34,9 @@ def top_k_in_order(scores: list[float], m: int) -> list[int]:
 class KeyTokens(Segmented):
     """An ordered subsequence of each rationale's pieces: the top-k by the scorer's importance."""
 
-    name: Literal["key_tokens"] = "key_tokens"
+    kind: Literal["key_tokens"] = "key_tokens"
     k: int | float = Field(description="a count (k: 5, capped at the rationale's length) or a fraction (k: 0.3)")
-    scorer: ScorerConfig = Field(description="{name: saliency|leave_one_out|tfidf|random, ...}")
+    scorer: ScorerConfig = Field(description="{kind: saliency|leave_one_out|tfidf|random, ...}")
 
     @field_validator("k")
     @classmethod
@@ -58,4 +57,4 @@ class KeyTokens(Segmented):
         return [p.join([p.units[i] for i in self.selected(s)]) for p, s in zip(pieces, scores, strict=True)]
 
 
-register(TRANSFORMS, KeyTokens)
+TRANSFORMS.register("key_tokens", KeyTokens, paper="arXiv 2406.14511")

@@ -19,14 +19,13 @@ from reasondistill.traces.transforms.base import (
     Segmented,
     TransformEnv,
     n_keep,
-    register,
 )
 
 
 class Mask(Segmented):
     """Replace round(fraction * n) uniformly chosen pieces of each rationale by the mask."""
 
-    name: Literal["mask"] = "mask"
+    kind: Literal["mask"] = "mask"
     fraction: float = Field(0.5, ge=0, le=1, description="share of pieces masked")
     mask_token: str | None = Field(
         None, description="word level: the replacement word (default <mask>); token level: default the "
@@ -59,4 +58,4 @@ class Mask(Segmented):
         ]
 
 
-register(TRANSFORMS, Mask)
+TRANSFORMS.register("mask", Mask, paper="arXiv 2406.14511")

@@ -17,14 +17,13 @@ from reasondistill.traces.transforms.base import (
     RationaleItem,
     Segmented,
     TransformEnv,
-    register,
 )
 
 
 class Shuffle(Segmented):
     """Every example's pieces in a uniformly random order (the same multiset of pieces)."""
 
-    name: Literal["shuffle"] = "shuffle"
+    kind: Literal["shuffle"] = "shuffle"
 
     @staticmethod
     def permute(units: list[Any], rng: random.Random) -> list[Any]:
@@ -39,4 +38,4 @@ class Shuffle(Segmented):
         ]
 
 
-register(TRANSFORMS, Shuffle)
+TRANSFORMS.register("shuffle", Shuffle, paper="arXiv 2406.14511")

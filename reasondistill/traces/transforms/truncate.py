@@ -17,14 +17,13 @@ from reasondistill.traces.transforms.base import (
     Segmented,
     TransformEnv,
     n_keep,
-    register,
 )
 
 
 class Truncate(Segmented):
     """The rationale up to the end of its first round(fraction * n) pieces (deterministic: no seed used)."""
 
-    name: Literal["truncate"] = "truncate"
+    kind: Literal["truncate"] = "truncate"
     fraction: float = Field(0.5, ge=0, le=1, description="share of pieces kept, from the start")
 
     def apply(self, items: list[RationaleItem], env: TransformEnv) -> list[str]:
@@ -35,4 +34,4 @@ class Truncate(Segmented):
         return out
 
 
-register(TRANSFORMS, Truncate)
+TRANSFORMS.register("truncate", Truncate, paper="arXiv 2406.14511")

@@ -2,8 +2,8 @@
 
 The paper's exact key-token scorer is not stated in what we could read (Wadhwa, Amir &
 Wallace, arXiv 2406.14511), so the scorer is a recipe knob: `saliency` (gradient x input on
-the teacher; the default when `scorer:` has no `name`), `leave_one_out`, `tfidf`, `random`
-(the control). Adding one: a file here with a config class + `register(SCORERS, ...)`, and
+the teacher; the default when `scorer:` has no `kind`), `leave_one_out`, `tfidf`, `random`
+(the control). Adding one: a file here with a config class + `SCORERS.register(...)`, and
 its import below; `ScorerConfig` is built from the registry.
 """
 
@@ -18,10 +18,10 @@ from reasondistill.traces.transforms.scorers import simple, teacher  # noqa: F40
 
 
 def _scorer_tag(v: Any) -> str | None:
-    """The scorer's `name`; a mapping without one is the default scorer, saliency."""
+    """The scorer's `kind`; a mapping without one is the default scorer, saliency."""
     if isinstance(v, dict):
-        return v.get("name", "saliency")
-    return getattr(v, "name", None)
+        return v.get("kind", "saliency")
+    return getattr(v, "kind", None)
 
 
 ScorerConfig = Annotated[

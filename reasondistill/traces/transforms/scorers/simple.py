@@ -20,14 +20,13 @@ from reasondistill.traces.transforms.base import (
     Pieces,
     RationaleItem,
     TransformEnv,
-    register,
 )
 
 
 class RandomScorer(ImportanceScorer):
     """Uniform random scores, so top-k is a uniform random k-subset: the paper's random-tokens control."""
 
-    name: Literal["random"] = "random"
+    kind: Literal["random"] = "random"
     seed: int | None = Field(None, description="None: the key_tokens transform's seed")
 
     def score(
@@ -49,7 +48,7 @@ class TfIdfScorer(ImportanceScorer):
     same score at each occurrence. Deterministic: no seed.
     """
 
-    name: Literal["tfidf"] = "tfidf"
+    kind: Literal["tfidf"] = "tfidf"
     lowercase: bool = True
 
     def _term(self, text: str) -> str:
@@ -70,5 +69,5 @@ class TfIdfScorer(ImportanceScorer):
         return out
 
 
-register(SCORERS, RandomScorer)
-register(SCORERS, TfIdfScorer)
+SCORERS.register("random", RandomScorer)
+SCORERS.register("tfidf", TfIdfScorer)

@@ -30,7 +30,6 @@ from reasondistill.traces.transforms.base import (
     Pieces,
     RationaleItem,
     TransformEnv,
-    register,
     safe_rationale,
 )
 
@@ -120,7 +119,7 @@ class SaliencyScorer(_TeacherScorer):
     batch sum is each row's own gradient). Deterministic: the teacher runs in eval mode.
     """
 
-    name: Literal["saliency"] = "saliency"
+    kind: Literal["saliency"] = "saliency"
 
     def score(
         self, items: list[RationaleItem], pieces: list[Pieces], env: TransformEnv, seed: int | None
@@ -157,7 +156,7 @@ class LeaveOneOutScorer(_TeacherScorer):
     exact scorer is not stated in what we could read; this is the occlusion alternative.
     """
 
-    name: Literal["leave_one_out"] = "leave_one_out"
+    kind: Literal["leave_one_out"] = "leave_one_out"
 
     def score(
         self, items: list[RationaleItem], pieces: list[Pieces], env: TransformEnv, seed: int | None
@@ -187,5 +186,5 @@ class LeaveOneOutScorer(_TeacherScorer):
         return out
 
 
-register(SCORERS, SaliencyScorer)
-register(SCORERS, LeaveOneOutScorer)
+SCORERS.register("saliency", SaliencyScorer)
+SCORERS.register("leave_one_out", LeaveOneOutScorer)

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reasondistill.records import Example, JsonlAppender, read_jsonl, write_jsonl_atomic
-from reasondistill.teachers.openai_http import Reply, RequestFailed, scrub
-from reasondistill.teachers.openai_run import Request
+from reasondistill.teachers.openai.http import Reply, RequestFailed, scrub
+from reasondistill.teachers.openai.run import Request
 from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
 
 if TYPE_CHECKING:
-    from reasondistill.teachers.base import Verify
-    from reasondistill.teachers.openai_cache import RequestCache
-    from reasondistill.teachers.openai_teacher import OpenAITeacher
+    from reasondistill.teachers.base import Teacher, Verify
+    from reasondistill.teachers.openai.cache import RequestCache
 
 LOGPROBS_FILE = "logprobs.jsonl"  # {example_id, sample, logprobs: [{token, logprob, top}]} per trace
 FAILURES_FILE = "failures.jsonl"  # {example_id, sample, reason, attempts}: samples without a trace
@@ -32,7 +31,7 @@ class TraceWriter:
 
     def __init__(
         self,
-        teacher: OpenAITeacher,
+        teacher: Teacher,  # the openai teacher (its cfg.max_tokens and make_trace are used)
         store: TraceStore,
         verify: Verify,
         cache: RequestCache,

@@ -1,6 +1,6 @@
 """The async part of the `openai` teacher: a pool of `concurrency` workers sending requests.
 
-Each worker takes the next request, sends it under the retry policy (openai_http.py) to the
+Each worker takes the next request, sends it under the retry policy (http.py) to the
 least-busy server, and hands the outcome to `on_done` / `on_failed` on the event loop's
 thread, so cache, trace and failure writes never interleave. A 401/403/404 stops every
 worker at once (the configuration is wrong); so do `abort_after` requests in a row failing
@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from reasondistill.teachers.openai_http import (
+from reasondistill.teachers.openai.http import (
     FatalRequestError,
     Reply,
     RequestFailed,

@@ -2,7 +2,7 @@
 
 Guarantees (docs/teachers.md):
 - nothing completed is lost or re-sent: each response is appended and flushed to the request
-  cache (openai_cache.py) and its traces to the trace store as it arrives; a rerun builds
+  cache (cache.py) and its traces to the trace store as it arrives; a rerun builds
   traces for cached samples without a request and sends only the rest;
 - a failure never crashes the stage: a request that still fails after its retries is listed
   with its reason in `<stage dir>/failures.jsonl` and is *not* a completed request, so a
@@ -28,15 +28,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from reasondistill.config import StageContext
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import Example, write_json_atomic
-from reasondistill.stages.base import StageContext
 from reasondistill.teachers.base import TEACHERS, Teacher, Verify
-from reasondistill.teachers.openai_cache import RequestCache, request_key
-from reasondistill.teachers.openai_config import OpenAIConfig
-from reasondistill.teachers.openai_http import RetryPolicy, scrub
-from reasondistill.teachers.openai_records import FAILURES_FILE, TraceWriter, canonical_order
-from reasondistill.teachers.openai_run import Aborted, Request, Stats, dispatch
+from reasondistill.teachers.openai.cache import RequestCache, request_key
+from reasondistill.teachers.openai.config import OpenAIConfig
+from reasondistill.teachers.openai.http import RetryPolicy, scrub
+from reasondistill.teachers.openai.records import FAILURES_FILE, TraceWriter, canonical_order
+from reasondistill.teachers.openai.run import Aborted, Request, Stats, dispatch
 from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
 
@@ -186,7 +186,7 @@ class OpenAITeacher(Teacher):
         if serve is None:
             yield self.cfg.urls
             return
-        from reasondistill.teachers.openai_serve import served_model
+        from reasondistill.teachers.openai.serve import served_model
 
         with served_model(
             self.model_id(), stage_dir, api_key_env=self.cfg.api_key_env, max_batch_size=serve.max_batch_size,
@@ -207,7 +207,7 @@ class OpenAITeacher(Teacher):
     def _cache_path(self, stage_dir: Path) -> Path:
         if self.cfg.cache:
             return Path(self.cfg.cache)
-        # Beside the recipe's stage dirs, shared by them (see openai_cache.py for why).
+        # Beside the recipe's stage dirs, shared by them (see cache.py for why).
         root = self.ctx.out_dir.parent if self.ctx is not None else stage_dir
         return root / "_cache" / "openai_requests.jsonl"
 
@@ -249,4 +249,6 @@ def _load_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-TEACHERS.register("openai", OpenAITeacher)
+TEACHERS.register(
+    "openai", OpenAITeacher, description="any OpenAI-compatible server (vLLM, SGLang, reasondistill serve)"
+)
