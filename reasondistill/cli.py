@@ -1,4 +1,4 @@
-"""Command line: `reasondistill run RECIPE [key.sub=value ...]`, `reasondistill list`, `reasondistill eval`.
+"""Command line: `reasondistill run RECIPE [key.sub=value ...]`, `list`, `models`, `serve`, `eval`.
 
 Bad input (recipe, data row, model pair, server) prints one `error:` line per problem and
 exits with code 2; nothing is written before the recipe validates.
@@ -7,6 +7,7 @@ exits with code 2; nothing is written before the recipe validates.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ import yaml
 
 from reasondistill.errors import ReasonDistillError
 from reasondistill.evaluate.bbh_cli import add_eval_parser, eval_main
+from reasondistill.models.cli import add_models_parser, models_main
 from reasondistill.serve import add_serve_parser, serve_main
 
 EXIT_BAD_INPUT = 2
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--runs-dir", help="where runs go (overrides the recipe's runs_dir)")
     run.add_argument("--until", metavar="STAGE", help="run only STAGE (all its instances) and what it needs")
     run.add_argument("--smoke", action="store_true", help="apply the recipe's `smoke` overrides (CPU smoke size)")
-    sub.add_parser("list", help="list registered stage kinds, tasks and teachers")
+    sub.add_parser("list", help="list every registry: stage kinds, tasks, teachers, templates, objectives, ...")
+    add_models_parser(sub)
     add_serve_parser(sub)
     add_eval_parser(sub)
     # Overrides may come before or after options; argparse alone stops collecting a
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve_main(args)
         if args.command == "eval":
             return eval_main(args)
+        if args.command == "models":
+            return models_main(args)
         return _list()
     except ReasonDistillError as e:
         for line in str(e).splitlines():
@@ -85,7 +90,8 @@ def _run(args) -> int:
 def _needed_for(instances, stage: str):
     """The instances of `stage` (base or instance name) and their transitive inputs, in order."""
     by_name = {i.name: i for i in instances}
-    todo = [i.name for i in instances if stage in (i.name, i.base)]
+    # A block stage's name ("model") selects every iteration ("model@0", "model@1", ...).
+    todo = [i.name for i in instances if stage in (i.name, i.base, i.base.partition("@")[0])]
     if not todo:
         bases = ", ".join(dict.fromkeys(i.base for i in instances))
         raise ReasonDistillError(f"--until: unknown stage {stage!r}; stages: {bases}")
@@ -116,13 +122,28 @@ def _print_plan(recipe, instances) -> None:
 
 
 def _list() -> int:
-    from reasondistill.stages import STAGES
-    from reasondistill.tasks import TASKS
-    from reasondistill.teachers import TEACHERS
+    """Every registry, each unit with its one-line description and paper (registry.py)."""
+    from reasondistill.registry import REGISTRIES
 
-    for title, reg in (("stage kinds", STAGES), ("tasks", TASKS), ("teachers", TEACHERS)):
-        print(f"{title}: {', '.join(reg.names())}")
+    for module in _REGISTRY_MODULES:  # each fills its registries on import
+        importlib.import_module(module)
+    for title, reg in REGISTRIES.items():
+        print(f"{title} (select with `kind:`):" if title != "tasks" else "tasks (select with `task:`):")
+        width = max(len(n) for n in reg.names())
+        for e in reg.entries():
+            paper = f"  [{e.paper}]" if e.paper else ""
+            print(f"  {e.name:<{width}}  {e.description}{paper}")
     return 0
+
+
+# Where the registries live; `list` imports them all (torch included: `list` is not planning).
+_REGISTRY_MODULES = (
+    "reasondistill.stages",
+    "reasondistill.tasks",
+    "reasondistill.teachers",
+    "reasondistill.traces.transforms",
+    "reasondistill.kd.losses",
+)
 
 
 def _quiet_libraries() -> None:
@@ -131,12 +152,9 @@ def _quiet_libraries() -> None:
     logging.getLogger("reasondistill").setLevel(logging.INFO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
+    # Through the environment, not transformers.logging: importing transformers here would cost
+    # every command (a dry run, a rerun of finished stages) ~1 s it does not need.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ Planning is pure (no files written), so every recipe error surfaces before any w
 4. each instance is hashed over its kind, stage version, resolved config and its inputs'
    hashes, so changing one knob changes the hash of that stage and of what depends on it.
 
+Repeat blocks (repeat.py) are unrolled first: stage X of iteration i is the stage `X@i`, and
+references are rewritten to name iterations before step 2.
+
 A matrix is a mapping axis -> values. A list of scalars sets the config key named by the
 axis (`seed: [0, 1, 2]`, `train.lr: [1e-3, 3e-4]`); a mapping names variants, each a dict
 of overrides (`arm: {shuffled: {transforms: [...]}, plain: {}}`).
@@ -29,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 from reasondistill.config import StageRef
 from reasondistill.errors import RecipeError
 from reasondistill.recipe import Recipe, deep_merge, format_validation_error
+from reasondistill.repeat import Unrolled, unroll
 from reasondistill.stages import STAGES, StageConfig
 
 MARKER = "_COMPLETE"
@@ -42,6 +46,7 @@ class StageInstance:
     cfg: StageConfig
     coords: dict[str, str]
     deps: list[str]
+    iteration: int | None = None  # its iteration, for a stage of a repeat block
     hash: str = ""
     out_dir: Path = field(default_factory=Path)
 
@@ -59,20 +64,24 @@ class _Variant:
 
 def plan(recipe: Recipe) -> list[StageInstance]:
     """Validate every stage and return the instances in execution order. Raises RecipeError."""
+    unrolled = unroll(recipe.stages)
     variants: dict[str, list[_Variant]] = {}
     errors: list[str] = []
-    for base, raw in recipe.stages.items():
+    for base, raw in unrolled.stages.items():
         try:
-            variants[base] = _variants(base, raw, recipe.seed)
+            variants[base] = _variants(unrolled.where[base], raw, recipe.seed)
+            for v in variants[base]:
+                _name_iterations(base, v, unrolled)
         except RecipeError as e:
             errors.append(str(e))
     if errors:
-        raise RecipeError("\n".join(errors))
+        raise RecipeError("\n".join(dict.fromkeys(errors)))
     kinds = {base: vs[0].cfg.kind for base, vs in variants.items()}
     for base, vs in variants.items():
         for v in vs:
             for path, target, _, accepts in v.refs:
-                errors.extend(_check_ref(f"stages.{base}.{_dotted(path)}", base, target, accepts, kinds))
+                key = f"{unrolled.where[base]}.{_dotted(path)}"
+                errors.extend(_check_ref(key, base, target, accepts, kinds))
     if errors:
         raise RecipeError("\n".join(dict.fromkeys(errors)))
 
@@ -82,6 +91,7 @@ def plan(recipe: Recipe) -> list[StageInstance]:
         instances[base] = []
         for v in variants[base]:
             for inst in _resolve(base, v, instances):
+                inst.iteration = unrolled.iteration.get(base, (None, None))[1]
                 instances[base].append(inst)
                 ordered.append(inst)
     by_name = {i.name: i for i in ordered}
@@ -99,18 +109,40 @@ def plan(recipe: Recipe) -> list[StageInstance]:
     return ordered
 
 
-def _variants(base: str, raw: dict, recipe_seed: int) -> list[_Variant]:
+def _name_iterations(base: str, v: _Variant, unrolled: Unrolled) -> None:
+    """Rewrite v's references to block stages into iteration names (repeat.py), in place."""
+    data, changed = v.cfg.model_dump(), False
+    lists: dict[tuple, list[str]] = {}
+    for path, target, is_list, _ in v.refs:
+        try:
+            names = unrolled.resolve(base, target, is_list)
+        except RecipeError as e:
+            raise RecipeError(f"{unrolled.where[base]}.{_dotted(path)}: {e}") from None
+        changed |= names != [target]
+        if is_list:
+            lists.setdefault(path, []).extend(names)
+        else:
+            _set(data, path, names[0])
+    for path, names in lists.items():
+        _set(data, path, list(dict.fromkeys(names)))
+    if changed:
+        v.cfg = type(v.cfg).model_validate(data)
+        v.refs = list(_find_refs(v.cfg, ()))
+
+
+def _variants(where: str, raw: dict, recipe_seed: int) -> list[_Variant]:
+    """One validated config per matrix cell of the stage at recipe key `where` ("stages.student")."""
     if not isinstance(raw, dict):
-        raise RecipeError(f"stages.{base}: a stage is a mapping with a `kind`")
+        raise RecipeError(f"{where}: a stage is a mapping with a `kind` (or a repeat block)")
     raw = dict(raw)
     kind = raw.get("kind")
     if kind is None:
-        raise RecipeError(f"stages.{base}.kind: missing; allowed: {', '.join(STAGES.names())}")
+        raise RecipeError(f"{where}.kind: missing; allowed: {', '.join(STAGES.names())}")
     if kind not in STAGES:
-        raise RecipeError(f"stages.{base}.kind: unknown stage kind {kind!r}; allowed: {', '.join(STAGES.names())}")
+        raise RecipeError(f"{where}.kind: unknown stage kind {kind!r}; allowed: {', '.join(STAGES.names())}")
     matrix = raw.pop("matrix", None) or {}
     if not isinstance(matrix, dict):
-        raise RecipeError(f"stages.{base}.matrix: a mapping axis -> list of values or named variants")
+        raise RecipeError(f"{where}.matrix: a mapping axis -> list of values or named variants")
     raw.setdefault("seed", recipe_seed)
     axes = []
     for axis, values in matrix.items():
@@ -119,7 +151,7 @@ def _variants(base: str, raw: dict, recipe_seed: int) -> list[_Variant]:
         elif isinstance(values, dict) and values and all(isinstance(o, dict | None) for o in values.values()):
             axes.append([(str(name), over or {}) for name, over in values.items()])
         else:
-            raise RecipeError(f"stages.{base}.matrix.{axis}: a non-empty list of values or mapping of variants")
+            raise RecipeError(f"{where}.matrix.{axis}: a non-empty list of values or mapping of variants")
     config_cls = STAGES.get(kind).Config
     out = []
     for combo in itertools.product(*axes) if axes else [()]:
@@ -130,8 +162,8 @@ def _variants(base: str, raw: dict, recipe_seed: int) -> list[_Variant]:
         try:
             cfg = config_cls.model_validate(merged)
         except ValidationError as e:
-            where = f"stages.{base}" + (f"[{_coord_str(coords)}]" if coords else "")
-            raise RecipeError(format_validation_error(e, config_cls, where)) from None
+            at = where + (f"[{_coord_str(coords)}]" if coords else "")
+            raise RecipeError(format_validation_error(e, config_cls, at)) from None
         out.append(_Variant(cfg, coords, list(_find_refs(cfg, ()))))
     return out
 
@@ -230,7 +262,7 @@ def _dotted(path: tuple) -> str:
 
 
 def _dir_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_.=-" else "." for c in name).strip(".")
+    return "".join(c if c.isalnum() or c in "_.=-@" else "." for c in name).strip(".")
 
 
 def _topo_order(deps: dict[str, set[str]]) -> list[str]:

@@ -5,8 +5,8 @@ transforms, key-token scorers, KD losses, ...) is one `Registry`. A unit registe
 
     REGISTRY.register("name", Unit, paper="arXiv 2406.14511")     # or as a class decorator
 
-and carries a one-line description (the first line of its docstring unless `description=` is
-given) and, where it implements a paper, its reference. Recipes select a unit by name with the
+and carries a one-line description (the first sentence of its docstring unless `description=`
+is given) and, where it implements a paper, its reference. Recipes select a unit by name with the
 key `kind` in every registry (`{kind: shuffle}`, `{kind: forward_kl}`, `{kind: chat}`), never by
 import path (STYLE.md; mergekit's merge_methods/registry.py). `reasondistill list` prints them all.
 """
@@ -56,7 +56,7 @@ class Registry(Generic[T]):
         def _add(u: T) -> T:
             if name in self._entries:
                 raise ValueError(f"duplicate {self.kind} name {name!r}")
-            doc = description or (getattr(u, "__doc__", None) or "").strip().split("\n")[0].strip()
+            doc = description or _summary(getattr(u, "__doc__", None) or "")
             if not doc:
                 raise ValueError(f"{self.kind} {name!r} needs a one-line description (docstring or description=)")
             if paper is not None and not _PAPER.match(paper):
@@ -103,6 +103,13 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _summary(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end == -1 else paragraph[: end + 1]
 
 
 class _NoKind:

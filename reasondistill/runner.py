@@ -105,6 +105,8 @@ def _write_meta(inst: StageInstance) -> None:
     cfg = inst.cfg.model_dump(mode="json")
     (inst.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     meta = {"name": inst.name, "kind": inst.kind, "coords": inst.coords, "hash": inst.hash, "inputs": inst.deps}
+    if inst.iteration is not None:
+        meta["iteration"] = inst.iteration  # reports draw per-iteration curves from it
     write_json_atomic(inst.out_dir / "stage.json", meta)
 
 

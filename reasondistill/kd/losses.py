@@ -80,7 +80,7 @@ def reverse_kl(
     return _reduce(_kl(log_q, log_p), temperature), log_p.shape[0]
 
 
-@KD_LOSSES.register("jsd", paper="arXiv 2306.13649")
+@KD_LOSSES.register("jsd", paper="arXiv 2306.13649", description="generalized JSD of GKD in TRL's convention (beta=0 forward KL, 1 reverse KL)")
 def jsd(
     student_logits: torch.Tensor,
     teacher: Teacher,

@@ -56,14 +56,19 @@ def compute_contrasts(over_seeds: list[dict], contrasts: list) -> list[dict]:
     return out
 
 
-def _pts(x: float | None, sign: bool = True) -> str:
-    return "—" if x is None else (f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}")
+def _pts(x: float | None, sign: bool = True, scale: float = 100.0) -> str:
+    if x is None:
+        return "—"
+    if scale != 100.0:
+        return f"{x:+.4g}" if sign else f"{x:.4g}"
+    return f"{scale * x:+.1f}" if sign else f"{scale * x:.1f}"
 
 
-def contrasts_markdown(contrasts: list[dict], splits: list[str]) -> list[str]:
+def contrasts_markdown(contrasts: list[dict], splits: list[str], metric: str = "accuracy") -> list[str]:
     """Lines of a markdown table: one row per contrast, 'diff ± SE (paired per-seed diffs)' per split."""
+    unit, scale = ("accuracy points", 100.0) if metric == "accuracy" else (metric, 1.0)
     lines = [
-        "## Contrasts (accuracy points: mean difference ± standard error over seeds; per-seed differences)",
+        f"## Contrasts ({unit}: mean difference ± standard error over seeds; per-seed differences)",
         "",
         "| contrast | " + " | ".join(splits) + " |",
         "|" + "---|" * (len(splits) + 1),
@@ -75,7 +80,7 @@ def contrasts_markdown(contrasts: list[dict], splits: list[str]) -> list[str]:
             if st is None:
                 cells.append("—")
                 continue
-            paired = ", ".join(f"{k}: {_pts(v)}" for k, v in st["paired"].items())
-            cells.append(f"{_pts(st['diff'])} ± {_pts(st['se'], sign=False)} ({paired})")
+            paired = ", ".join(f"{k}: {_pts(v, scale=scale)}" for k, v in st["paired"].items())
+            cells.append(f"{_pts(st['diff'], scale=scale)} ± {_pts(st['se'], sign=False, scale=scale)} ({paired})")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -75,4 +75,4 @@ class ArithmeticTask(ProceduralTask):
         return verify_integer(answer, example.answer)
 
 
-TASKS.register("arithmetic", ArithmeticTask)
+TASKS.register("arithmetic", ArithmeticTask, description="chains of integer additions (and subtractions), with step-by-step running sums")

@@ -128,4 +128,4 @@ def verify_answer(answer: str | None, target: str) -> bool:
     return normalize_answer(answer) == normalize_answer(target)
 
 
-TASKS.register("bbh", BBHTask)
+TASKS.register("bbh", BBHTask, paper="arXiv 2210.09261", description="BIG-Bench Hard from its task files, with 3-shot CoT prompts (lm-eval / Suzgun et al. scoring)")

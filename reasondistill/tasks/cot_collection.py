@@ -126,4 +126,4 @@ class CoTCollectionTask(Task):
         return normalize_answer(answer) == normalize_answer(example.answer)
 
 
-TASKS.register("cot_collection", CoTCollectionTask)
+TASKS.register("cot_collection", CoTCollectionTask, description="CoT-Collection rows (question, rationale, answer) from a JSON/JSONL file")

@@ -134,4 +134,4 @@ class JsonlTask(Task):
         return normalize_answer(answer) == normalize_answer(example.answer)
 
 
-TASKS.register("jsonl", JsonlTask)
+TASKS.register("jsonl", JsonlTask, description="any JSONL file of question/answer(/rationale) rows, e.g. GSM8K")

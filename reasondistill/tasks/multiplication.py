@@ -46,4 +46,4 @@ class MultiplicationTask(ProceduralTask):
         return verify_integer(answer, example.answer)
 
 
-TASKS.register("multiplication", MultiplicationTask)
+TASKS.register("multiplication", MultiplicationTask, description="long multiplication with the partial-products rationale")

@@ -189,4 +189,4 @@ class ReasoningGymTask(Task):
         return False
 
 
-TASKS.register("reasoning_gym", ReasoningGymTask)
+TASKS.register("reasoning_gym", ReasoningGymTask, description="any reasoning-gym dataset, scored exactly (no partial credit)")

@@ -6,13 +6,13 @@ from typing import Literal
 
 import pytest
 
+from reasondistill.artifacts import Artifact
+from reasondistill.config import Ref, StrictModel
 from reasondistill.errors import ReasonDistillError, RecipeError
 from reasondistill.pipeline import plan
 from reasondistill.recipe import Recipe, apply_override
-from reasondistill.runner import run_plan
-from reasondistill.artifacts import Artifact
-from reasondistill.config import Ref, StrictModel
 from reasondistill.registry import Entry
+from reasondistill.runner import run_plan
 from reasondistill.stages import STAGES, Stage, StageConfig
 
 CALLS: list[str] = []

@@ -79,3 +79,49 @@ def test_markdown_handles_missing_split_and_empty_split():
     md = to_markdown(build_results(evals))
     assert "| x | 50.0 [9.5, 90.5] | 2 | 3.0 | — | — | — |" in md
     assert "| y | — | — | — | — | 0 | — |" in md
+
+
+def _analysis_dir(root, name: str, coords: dict, iteration: int, v: float):
+    """An analysis stage's metrics in the shared shape: a named value with its interval."""
+    d = root / name.replace("@", "_").replace("[", "_").replace("]", "").replace("=", "-")
+    d.mkdir()
+    row = {"update_norm": v, "update_norm_ci_low": v - 0.1, "update_norm_ci_high": v + 0.1, "n": 4}
+    (d / "metrics.json").write_text(json.dumps({"layers": row}))
+    (d / "stage.json").write_text(
+        json.dumps({"name": name, "kind": "analysis", "coords": coords, "hash": "h", "iteration": iteration})
+    )
+    return d
+
+
+def test_report_reads_any_metric_and_draws_iteration_curves(tmp_path):
+    dirs = {}
+    for arm, seed, it, v in [("imm", 0, 0, 1.0), ("imm", 0, 1, 2.0), ("imm", 1, 0, 1.5), ("imm", 1, 1, 2.5),
+                             ("sft", 0, 0, 3.0), ("sft", 0, 1, 5.0), ("sft", 1, 0, 3.5), ("sft", 1, 1, 6.0)]:  # fmt: skip
+        name = f"an@{it}[arm={arm},seed={seed}]"
+        dirs[name] = _analysis_dir(tmp_path, name, {"arm": arm, "seed": str(seed)}, it, v)
+    out = tmp_path / "report"
+    out.mkdir()
+    cfg = ReportConfig(
+        kind="report", evals=list(dirs), metric="update_norm",
+        contrasts=[{"label": "sft - imm at 1", "a": {"arm": "sft", "iter": "1"}, "b": {"arm": "imm", "iter": "1"}}],
+    )  # fmt: skip
+    ReportStage().run(StageContext("report", cfg, out, {}, dirs))
+    results = json.loads((out / "results.json").read_text())
+    assert results["metric"] == "update_norm"
+    groups = {(g["coords"]["arm"], g["coords"]["iter"]): g["splits"]["layers"] for g in results["over_seeds"]}
+    assert groups[("sft", "1")]["mean"] == pytest.approx(5.5) and groups[("imm", "0")]["values"] == {"0": 1.0, "1": 1.5}
+    (contrast,) = results["contrasts"]
+    assert contrast["splits"]["layers"]["diff"] == pytest.approx(5.5 - 2.25)
+    table = (out / "results.md").read_text()
+    assert "layers update_norm [95% CI]" in table and "| 2 [1.9, 2.1] | 4 |" in table
+    assert "update_norm: mean difference" in table and "+3.25" in table
+    assert (out / "results_iterations.png").stat().st_size > 0 and (out / "results_seeds.png").exists()
+
+
+def test_report_of_a_metric_no_eval_has(ctx):
+    from reasondistill.errors import ReasonDistillError
+
+    cfg = ctx.cfg.model_copy(update={"metric": "pivots"})
+    with pytest.raises(ReasonDistillError, match="no stage of `evals` has a metric 'pivots'"):
+        ReportStage().run(StageContext("report", cfg, ctx.out_dir, {}, ctx.dirs))
+    assert list(ctx.out_dir.iterdir()) == []
