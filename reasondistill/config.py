@@ -7,13 +7,14 @@ types without importing the stage layer (DESIGN.md 'Seams'; ../shared/tools/laye
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, model_validator
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, ValidationError, model_validator
 from pydantic_core import core_schema
 
 from reasondistill.artifacts import Artifact, model_dir
@@ -111,3 +112,74 @@ class ExampleSource(StrictModel):
 
     def resolve(self, ctx: StageContext) -> Path:
         return ctx.path(self.stage)
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """`base` with `extra` merged in; keys of `extra` may be dotted paths ('train.lr')."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def format_validation_error(err: ValidationError, model: type, prefix: str = "") -> str:
+    """One line per problem: the dotted key, what is wrong, and for unknown keys what is allowed."""
+    lines = []
+    for e in err.errors():
+        loc, models = _walk(model, e["loc"])
+        key = ".".join(([prefix] if prefix else []) + loc) or prefix or "recipe"
+        if e["type"] == "extra_forbidden":
+            _, parents = _walk(model, e["loc"][:-1])
+            allowed = sorted({k for m in parents for k in m.model_fields})
+            msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        elif e["type"] == "missing":
+            msg = "missing (required)"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {msg}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _models_in(tp: Any) -> list[type]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return [m for arg in getattr(tp, "__args__", ()) or () for m in _models_in(arg)]
+
+
+def _kind_tags(model: type) -> tuple:
+    """The values a model's `kind: Literal[...]` field accepts (the union tags it answers to)."""
+    field = model.model_fields.get("kind")
+    return get_args(field.annotation) if field is not None else ()
+
+
+def _walk(model: type, loc: tuple) -> tuple[list[str], list[type]]:
+    """Clean a pydantic error location (drop union-member tags) and find the models at its end."""
+    current, clean, expect_key = [model], [], False
+    for part in loc:
+        if isinstance(part, int) or expect_key:
+            clean.append(str(part))
+            expect_key = False
+            continue
+        fields = [m.model_fields[part] for m in current if part in m.model_fields]
+        if not fields:
+            # A discriminated-union tag ('hf') or a validator wrapper name: not a key the user
+            # wrote. A tag narrows the union to the member whose `kind` it names.
+            if len(current) > 1 or "[" in part or part.startswith("function-"):
+                current = [m for m in current if part in _kind_tags(m)] or current
+                continue
+            clean.append(part)
+            continue
+        clean.append(part)
+        ann = fields[0].annotation
+        expect_key = get_origin(ann) is dict
+        current = _models_in(ann) or current
+    return clean, current

@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reasondistill.config import StageRef
+from reasondistill.config import StageRef, deep_merge, format_validation_error
 from reasondistill.errors import RecipeError
-from reasondistill.recipe import Recipe, deep_merge, format_validation_error
+from reasondistill.recipe import Recipe
 from reasondistill.repeat import Unrolled, unroll
 from reasondistill.stages import STAGES, StageConfig
 

@@ -54,6 +54,9 @@ def eval_main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
     )  # fmt: skip
     print(format_table(results))
+    truncated = sum(m["prompts_truncated"] for m in results["tasks"].values())
+    if truncated:  # never silently: a cut few-shot prefix changes what is being measured
+        print(f"BBH: {truncated} prompts were cut at the start to fit the model's context", file=sys.stderr)
     if out is not None:
         meta = {"model": args.model_dir, "bbh_dir": str(bbh_dir), "prompts_dir": str(used) if used else None,
                 "limit": args.limit, "max_new_tokens": args.max_new_tokens}  # fmt: skip

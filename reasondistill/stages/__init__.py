@@ -1,6 +1,7 @@
 """Stage kinds. Importing this package fills STAGES (explicit registry: one import per kind)."""
 
 from reasondistill.stages import (  # noqa: F401  (imported for their registration side effect)
+    bbh_eval,
     data,
     evaluate,
     filter,

@@ -25,11 +25,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from reasondistill.artifacts import Artifact, examples_file
-from reasondistill.config import StrictModel
+from reasondistill.config import StrictModel, deep_merge
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import Example, write_jsonl_atomic
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
-from reasondistill.tasks import TASKS, Task, build_task, merge_config, write_task_file
+from reasondistill.tasks import TASKS, Task, build_task, write_task_file
 
 # No dots: readers such as the tokenizer stage take `<split>.jsonl` to have exactly one.
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -92,7 +92,7 @@ class DataConfig(StageConfig):
 
     def split_config(self, split: str) -> dict[str, Any]:
         """The task config of `split`: its overrides merged into the stage's `config`."""
-        return merge_config(self.config, self.splits[split].config)
+        return deep_merge(self.config, self.splits[split].config)
 
 
 def _max_draws(n: int) -> int:

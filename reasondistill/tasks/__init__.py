@@ -10,7 +10,7 @@ from reasondistill.tasks import (  # noqa: F401  (imported for their registratio
     reasoning_gym,
 )
 from reasondistill.tasks.base import TASKS, ProceduralTask, Task, TaskConfig, build_task, item_seed
-from reasondistill.tasks.io import load_examples, load_task, merge_config, write_task_file
+from reasondistill.tasks.io import load_examples, load_task, write_task_file
 
 __all__ = [
     "TASKS",
@@ -21,6 +21,5 @@ __all__ = [
     "item_seed",
     "load_examples",
     "load_task",
-    "merge_config",
     "write_task_file",
 ]

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from reasondistill.config import StrictModel
+from reasondistill.config import StrictModel, format_validation_error
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import Example
 from reasondistill.registry import Registry
@@ -96,16 +96,6 @@ class Task(ABC):
 TASKS: Registry[type[Task]] = Registry("task", "tasks", config=lambda t: t.Config)
 
 
-def format_validation_error(err: ValidationError, prefix: str = "config") -> str:
-    """Pydantic errors as one line: 'config.digits: Input should be ...; config.x: ...'."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
-
-
 def build_task(name: str, config: dict | None, where: str = "config") -> Task:
     """Validate `config` against task `name`'s Config and build the task (no file I/O).
 
@@ -115,7 +105,8 @@ def build_task(name: str, config: dict | None, where: str = "config") -> Task:
     try:
         cfg = cls.Config.model_validate(config or {})
     except ValidationError as e:
-        raise ReasonDistillError(f"task {name}: {format_validation_error(e, where)}") from None
+        # One line ('config.digits: ...; config.x: ...'): it becomes one error of the data stage.
+        raise ReasonDistillError(f"task {name}: {'; '.join(format_validation_error(e, cls.Config, where).splitlines())}") from None
     return cls(cfg)
 
 

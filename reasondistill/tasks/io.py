@@ -17,14 +17,6 @@ from reasondistill.tasks.base import Task, build_task
 TASK_FILE = "task.json"
 
 
-def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`override` on top of `base`, recursing into nested dicts (reasoning_gym's `config`)."""
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def write_task_file(
     data_dir: Path, name: str, config: dict[str, Any], split_configs: dict[str, dict[str, Any]]
 ) -> None:

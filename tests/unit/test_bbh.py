@@ -23,6 +23,7 @@ from reasondistill.evaluate.bbh import (
     read_prompt_file,
 )
 from reasondistill.evaluate.generate import Generation
+from reasondistill.config import StageContext
 from reasondistill.tasks import build_task
 from reasondistill.tasks.bbh import load_bbh, verify_answer
 from tests.unit.helpers_tiny import tiny_tokenizer
@@ -218,3 +219,27 @@ def test_macro_average_edge_cases():
     assert macro_average({})["accuracy"] is None
     per = {"a": {"n": 10, "correct": 0, "accuracy": 0.0, "ci_low": 0.0, "ci_high": 0.28}}
     assert macro_average(per)["ci_high"] == pytest.approx(0.28)  # never a zero-width interval at 0%
+
+
+def test_bbh_eval_stage_writes_shared_metrics_a_report_reads(scripted, tmp_path, monkeypatch):
+    import reasondistill.models.load as load_mod
+    from reasondistill.stages.bbh_eval import BBHEvalConfig, BBHEvalStage
+    from reasondistill.stages.report import ReportConfig, ReportStage
+
+    model, tok, answers, _ = scripted
+    monkeypatch.setattr(load_mod, "load_model", lambda *a, **k: (model, tok))
+    for row in load_bbh(TASKS)["coin_flips"]:
+        answers[row["input"]] = f"So the answer is {row['target']}."
+    cfg = BBHEvalConfig(kind="bbh_eval", model={"path": "unused"}, bbh_dir=str(TASKS), limit=2, batch_size=2)
+    out = tmp_path / "bbh"
+    out.mkdir()
+    summary = BBHEvalStage().run(StageContext("bbh", cfg, out, {}, {}))
+    assert summary == {"tasks": 3, "accuracy": pytest.approx(1 / 3), "prompts_truncated": 0}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["coin_flips"]["accuracy"] == 1.0 and metrics["average"]["n"] == 6
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
+    assert BBHEvalStage.fingerprint(cfg)  # the task files' contents are part of the stage hash
+    report = tmp_path / "report"
+    report.mkdir()
+    ReportStage().run(StageContext("r", ReportConfig(kind="report", evals=["bbh"]), report, {}, {"bbh": out}))
+    assert "average acc % [95% CI]" in (report / "results.md").read_text()
