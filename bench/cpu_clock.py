@@ -1,18 +1,18 @@
-"""Process CPU time of `train_sft`'s loop, for the bench scripts (instrumentation, not library).
+"""Process CPU time of `train_model`'s loop, for the bench scripts (instrumentation, not library).
 
 CPU time beside wall time tells a slow step from a descheduled one on a shared machine.
-`install()` makes train_sft report through CpuClock; `CpuClock.last` is the latest run's.
+`install()` makes train_model report through CpuClock; `CpuClock.last` is the latest run's.
 """
 
 from __future__ import annotations
 
 import time
 
-from reasondistill.train import sft as sft_module
+from reasondistill.train import trainer as sft_module
 
 
 class CpuClock(sft_module.Progress):
-    """train_sft's Progress that also records the process CPU seconds (all threads) of the run."""
+    """train_model's Progress that also records the process CPU seconds (all threads) of the run."""
 
     last: CpuClock | None = None
 

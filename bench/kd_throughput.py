@@ -4,7 +4,7 @@ size and fidelity.
 Usage:  python bench/kd_throughput.py [--quick] [--repeats R] [--threads T]
 
 (1) Step time. The same student (the whitebox_kd recipe's: Llama, hidden 64, 2 layers) trains
-    with train_sft on the same rows, batch 32, fp32, CPU, under three objectives: SFT (NLL),
+    with train_model on the same rows, batch 32, fp32, CPU, under three objectives: SFT (NLL),
     KD from a packed top-k cache (kd_cache stage), and KD from an online teacher (the recipe's:
     hidden 128, 4 layers) run in the same step. Runs are interleaved over repeats; the median
     seconds per optimizer step are compared, wall and process CPU (all threads: the cache is
@@ -51,8 +51,8 @@ from reasondistill.kd import (  # noqa: E402
 from reasondistill.models.tiny import TinyModelSpec, build_tiny_model  # noqa: E402
 from reasondistill.models.tokenizer import train_tokenizer  # noqa: E402
 from reasondistill.train.batching import collate, encode_rows  # noqa: E402
-from reasondistill.train.config import SFTTrainConfig  # noqa: E402
-from reasondistill.train.sft import train_sft  # noqa: E402
+from reasondistill.train.config import TrainConfig  # noqa: E402
+from reasondistill.train.trainer import train_model  # noqa: E402
 
 STUDENT = TinyModelSpec(arch="llama", hidden_size=64, num_layers=2, num_heads=4)
 TEACHER = TinyModelSpec(arch="llama", hidden_size=128, num_layers=4, num_heads=4)
@@ -82,9 +82,9 @@ def traces(n: int, words: int, seed: int = 0) -> list[dict]:
 
 
 def train(spec, tok, rows, steps: int, out: Path, objective=None, lr: float = 3e-3, seed: int = 0) -> dict:
-    cfg = SFTTrainConfig(per_device_batch_size=BATCH, max_steps=steps, lr=lr, warmup_steps=min(10, steps // 5),
-                         save_every=0, progress_bar=False, seed=0, max_length=128)  # fmt: skip
-    return train_sft(build_tiny_model(spec, tok, seed=seed), tok, rows, cfg, out, objective)
+    cfg = TrainConfig(per_device_batch_size=BATCH, max_steps=steps, lr=lr, warmup_steps=min(10, steps // 5),
+                      save_every=0, progress_bar=False, seed=0, max_length=128)  # fmt: skip
+    return train_model(build_tiny_model(spec, tok, seed=seed), tok, rows, cfg, out, objective)
 
 
 def step_times(tok, rows, teacher, k: int, work: Path, steps: int, repeats: int) -> dict[str, list]:

@@ -1,4 +1,4 @@
-"""SFT throughput: reasondistill's train_sft vs a bare PyTorch loop vs TRL's SFTTrainer.
+"""SFT throughput: reasondistill's train_model vs a bare PyTorch loop vs TRL's SFTTrainer.
 
 Usage:  python bench/train_overhead.py [--quick] [--rows N] [--repeats R] [--threads T]
 
@@ -38,8 +38,8 @@ import cpu_clock  # noqa: E402  (bench/cpu_clock.py: the script's folder is on s
 from reasondistill.models.tiny import TinyModelSpec, build_tiny_model, count_parameters  # noqa: E402
 from reasondistill.models.tokenizer import train_tokenizer  # noqa: E402
 from reasondistill.train.batching import BatchPlan, collate, encode_rows  # noqa: E402
-from reasondistill.train.config import SFTTrainConfig  # noqa: E402
-from reasondistill.train.sft import train_sft  # noqa: E402
+from reasondistill.train.config import TrainConfig  # noqa: E402
+from reasondistill.train.trainer import train_model  # noqa: E402
 
 SPEC = TinyModelSpec(arch="llama", hidden_size=128, num_layers=4, num_heads=4)
 BATCH = 32
@@ -58,16 +58,16 @@ def trace(i: int) -> dict:
 
 
 def run_ours(tok, rows, work: Path) -> tuple[float, float]:
-    cfg = SFTTrainConfig(per_device_batch_size=BATCH, epochs=1, save_every=0, lr=1e-3)
+    cfg = TrainConfig(per_device_batch_size=BATCH, epochs=1, save_every=0, lr=1e-3)
     out = Path(tempfile.mkdtemp(dir=work))
     cpu_clock.install()
-    state = train_sft(build_tiny_model(SPEC, tok, seed=0), tok, rows, cfg, out)
+    state = train_model(build_tiny_model(SPEC, tok, seed=0), tok, rows, cfg, out)
     p = cpu_clock.CpuClock.last
     return state["tokens_per_s"], p.tokens / p.cpu_s
 
 
 def run_bare(tok, rows) -> tuple[float, float]:
-    cfg = SFTTrainConfig()
+    cfg = TrainConfig()
     enc = encode_rows(tok, rows, cfg.max_length)
     plan = BatchPlan([len(r.ids) for r in enc], BATCH, 0, cfg.group_by_length, cfg.mega_batch)
     batches = [collate([enc[i] for i in plan.rows(s)], tok.pad_token_id) for s in range(plan.steps_per_epoch)]
@@ -120,7 +120,7 @@ def run_trl(tok, rows, work: Path) -> tuple[float, float]:
 
 def padding_share(lengths: list[int], grouped: bool) -> float:
     """Share of computed positions that are padding, for our plan or random batches (TRL)."""
-    plan = BatchPlan(lengths, BATCH, 0, grouped, SFTTrainConfig().mega_batch)
+    plan = BatchPlan(lengths, BATCH, 0, grouped, TrainConfig().mega_batch)
     arr = np.asarray(lengths)
     padded = sum(arr[plan.rows(s)].max() * BATCH for s in range(plan.steps_per_epoch))
     return 1 - arr.sum() / padded

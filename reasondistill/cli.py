@@ -15,8 +15,10 @@ from pathlib import Path
 
 import yaml
 
+import reasondistill
 from reasondistill.errors import ReasonDistillError
 from reasondistill.evaluate.bbh_cli import add_eval_parser, eval_main
+from reasondistill.explain import add_explain_parsers, explain_main
 from reasondistill.models.cli import add_models_parser, models_main
 from reasondistill.serve import add_serve_parser, serve_main
 
@@ -25,16 +27,21 @@ EXIT_BAD_INPUT = 2
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reasondistill", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"reasondistill {reasondistill.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe (skips completed stages, resumes partial ones)")
     run.add_argument("recipe", help="path to a recipe YAML file")
-    run.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. stages.teacher.train.max_steps=50")
+    run.add_argument(
+        "overrides", nargs="*", help="optional key.sub=value overrides, e.g. stages.teacher.train.max_steps=50"
+    )
+    run.add_argument("--verify", action="store_true", help="check the sha256 of finished stages' outputs, not only sizes")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and stage plan; run nothing")
     run.add_argument("--runs-dir", help="where runs go (overrides the recipe's runs_dir)")
     run.add_argument("--until", metavar="STAGE", help="run only STAGE (all its instances) and what it needs")
     run.add_argument("--smoke", action="store_true", help="apply the recipe's `smoke` overrides (CPU smoke size)")
     sub.add_parser("list", help="list every registry: stage kinds, tasks, teachers, templates, objectives, ...")
     add_models_parser(sub)
+    add_explain_parsers(sub)
     add_serve_parser(sub)
     add_eval_parser(sub)
     # Overrides may come before or after options; argparse alone stops collecting a
@@ -55,10 +62,16 @@ def main(argv: list[str] | None = None) -> int:
             return eval_main(args)
         if args.command == "models":
             return models_main(args)
+        if args.command in ("show", "compare"):
+            return explain_main(args)
         return _list()
     except ReasonDistillError as e:
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:  # a file or directory the user named or owns: say which, no traceback
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: completed stages are kept; rerun to resume", file=sys.stderr)
@@ -78,7 +91,9 @@ def _run(args) -> int:
     if args.dry_run:
         _print_plan(recipe, instances)
         return 0
-    run_plan(recipe, instances)
+    from reasondistill.provenance import invocation
+
+    run_plan(recipe, instances, verify=args.verify, invocation=invocation(args.recipe))
     if int(os.environ.get("RANK", "0")) == 0:
         for inst in instances:
             table = inst.out_dir / "results.md"
@@ -143,6 +158,7 @@ _REGISTRY_MODULES = (
     "reasondistill.teachers",
     "reasondistill.traces.transforms",
     "reasondistill.kd.losses",
+    "reasondistill.train.objectives",
 )
 
 

@@ -8,7 +8,9 @@ types without importing the stage layer (DESIGN.md 'Seams'; ../shared/tools/laye
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -79,6 +81,34 @@ def exactly_one(model: BaseModel, *names: str, hint: str = "") -> str:
     return given[0]
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def check_model_path(path: str) -> str:
+    """A model `path` checked at plan time: an existing directory must hold a config.json (a
+    Hugging Face model); a path that does not exist must look like a hub id (`org/name`)."""
+    p = Path(path).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise ValueError(f"{path!r} is not a model directory (no config.json in it)")
+        return path
+    if path.startswith((".", "/", "~")) or not _HUB_ID.match(path):
+        raise ValueError(f"model directory {path!r} does not exist")
+    return path  # a hub id: resolved by transformers when the stage runs
+
+
+def check_pretrained(name: str) -> str:
+    """A catalog name checked at plan time (unknown names list the known ones)."""
+    from reasondistill.errors import ReasonDistillError
+    from reasondistill.models.catalog import get_entry  # data only: no torch
+
+    try:
+        get_entry(name)
+    except ReasonDistillError as e:
+        raise ValueError(str(e)) from None
+    return name
+
+
 class ModelSource(StrictModel):
     """A model: another stage's output (`stage`), a local path / hub id (`path`), or a catalog
     entry pulled from a package registry (`pretrained`, see `reasondistill models list`)."""
@@ -90,6 +120,10 @@ class ModelSource(StrictModel):
     @model_validator(mode="after")
     def _one(self):
         exactly_one(self, "stage", "path", "pretrained")
+        if self.path is not None:
+            check_model_path(self.path)
+        if self.pretrained is not None:
+            check_pretrained(self.pretrained)
         return self
 
     def resolve(self, ctx: StageContext) -> str:
@@ -140,7 +174,9 @@ def format_validation_error(err: ValidationError, model: type, prefix: str = "")
         if e["type"] == "extra_forbidden":
             _, parents = _walk(model, e["loc"][:-1])
             allowed = sorted({k for m in parents for k in m.model_fields})
-            msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+            hint = f"did you mean `{close[0]}`? " if close else ""
+            msg = "unknown key" + (f"; {hint}allowed: {', '.join(allowed)}" if allowed else "")
         elif e["type"] == "missing":
             msg = "missing (required)"
         else:

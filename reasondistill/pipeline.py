@@ -82,6 +82,12 @@ def plan(recipe: Recipe) -> list[StageInstance]:
             for path, target, _, accepts in v.refs:
                 key = f"{unrolled.where[base]}.{_dotted(path)}"
                 errors.extend(_check_ref(key, base, target, accepts, kinds))
+    if not errors:
+        errors += [e for base, vs in variants.items() for v in vs for e in _check_splits(unrolled.where[base], v, variants)]
+        configs = lambda name: [t.cfg for t in variants.get(name, [])]  # noqa: E731
+        for base, vs in variants.items():
+            for v in vs:
+                errors += [f"{unrolled.where[base]}.{e}" for e in STAGES.get(v.cfg.kind).check_plan(v.cfg, configs)]
     if errors:
         raise RecipeError("\n".join(dict.fromkeys(errors)))
 
@@ -182,6 +188,19 @@ def _check_ref(key: str, base: str, target: str, accepts: frozenset, kinds: dict
             f"a stage of kind {', '.join(fitting)}"
         ]
     return []
+
+
+def _check_splits(where: str, v: _Variant, variants: dict[str, list[_Variant]]) -> list[str]:
+    """Every split a stage reads exists in the data stage it names (any matrix variant of it)."""
+    errors = []
+    for path, target, split in STAGES.get(v.cfg.kind).split_refs(v.cfg):
+        declared = [getattr(t.cfg, "splits", None) for t in variants.get(target, [])]
+        if not declared or any(not isinstance(d, dict) for d in declared):
+            continue  # not a stage that declares its splits in its config
+        names = list(dict.fromkeys(name for d in declared for name in d))
+        if split not in names:
+            errors.append(f"{where}.{_dotted(path)}: no split {split!r} in stage {target!r}; splits: {', '.join(names)}")
+    return errors
 
 
 def _find_refs(obj: Any, path: tuple):

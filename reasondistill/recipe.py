@@ -7,7 +7,7 @@ runs_dir: runs
 stages:                   # name -> stage config; `kind` picks the stage kind (see `reasondistill list`)
   data: {kind: data, task: arithmetic, ...}
   student:
-    kind: sft
+    kind: train
     matrix: {seed: [0, 1, 2]}   # one stage instance per value (see pipeline.py)
 ```
 Command-line overrides `key.sub=value` are applied to the YAML before validation; values
@@ -30,7 +30,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `3e-4` (no dot) as a string; learning rates are written that way."""
+    """YAML 1.1 reads `3e-4` (no dot) as a string; learning rates are written that way. A key
+    written twice in one mapping is an error (PyYAML lets the last one silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

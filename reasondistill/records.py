@@ -40,6 +40,9 @@ class Example(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+Prompt = str | list[dict[str, Any]]  # plain text, or chat messages [{"role", "content"}] (TRL)
+
+
 class Trace(BaseModel):
     """One teacher sample for one example, with the verifier's score (1.0 / 0.0)."""
 
@@ -47,7 +50,7 @@ class Trace(BaseModel):
     example_id: str
     teacher: str
     sample: int
-    prompt: str
+    prompt: Prompt  # what the teacher was given: text, or chat messages
     completion: str
     rationale: str | None = None
     answer: str | None = None
@@ -57,9 +60,6 @@ class Trace(BaseModel):
     logits_ref: str | None = None  # optional reference to cached top-k teacher logits
     # Free-form: e.g. a hypothesis's per-demonstration predictions and its score (ReDis).
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-Prompt = str | list[dict[str, Any]]  # plain text, or chat messages [{"role", "content"}] (TRL)
 
 
 class PreferenceRow(BaseModel):
@@ -96,13 +96,17 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict | BaseModel]) -> in
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(_dumps(row) + "\n")
-            n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(_dumps(row) + "\n")
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the old file (if any) stays as it was
+        raise
     return n
 
 
@@ -136,8 +140,12 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write one JSON document atomically (temp file + rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _dumps(row: dict | BaseModel) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from reasondistill.models.tokenize import eos_ids
+
 
 @dataclass
 class Generation:
@@ -37,15 +39,6 @@ class _StopOnString(StoppingCriteria):
 def default_device() -> str | None:
     """Where generation should run: the GPU when there is one (load_model leaves models on CPU)."""
     return "cuda" if torch.cuda.is_available() else None
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    gen_eos = getattr(model.generation_config, "eos_token_id", None)  # e.g. Qwen lists two
-    ids.update([gen_eos] if isinstance(gen_eos, int) else (gen_eos or []))
-    if not ids:
-        raise ValueError("tokenizer has no eos_token and the model's generation_config names none")
-    return sorted(ids)
 
 
 def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +78,7 @@ def generate_batch(
         return []
     if temperature == 0 and num_return_sequences > 1:
         raise ValueError("greedy decoding (temperature 0) would give identical samples; set temperature > 0")
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     n = num_return_sequences
     rows = [p for p in prompts for _ in range(n)]  # repeat instead of num_return_sequences: same order

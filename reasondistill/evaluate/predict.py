@@ -1,8 +1,10 @@
 """Predict-and-score one split: greedy (or sampled) generation, answer extraction, verdicts.
 
-Label-first mode (arXiv 2406.14511, Sec. 4) stops each generation at the end of the answer
-line (`ANSWER_STOP`): a student trained with the rationale *after* the label is scored with
-no test-time reasoning, and its generated-token count shows the saving.
+Prompts are rendered and answers parsed by the prompt template the model was trained with
+(traces/templates). Label-first mode (arXiv 2406.14511, Sec. 4) stops each generation at the
+template's stop string, the end of the answer line: a student trained with the rationale
+*after* the label is scored with no test-time reasoning, and its generated-token count shows
+the saving.
 
 Rows are appended per batch to a partial file so an interrupted evaluation resumes; batch
 boundaries are fixed over the split, so a resumed run regenerates exactly the batches it
@@ -15,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reasondistill.evaluate.generate import generate_batch
-from reasondistill.models.tokenize import encode_prompt
 from reasondistill.records import Example, JsonlAppender, read_jsonl
-from reasondistill.traces.format import ANSWER_STOP, extract_answer, render_prompt
+from reasondistill.traces.templates import Template
+from reasondistill.traces.templates.plain import PlainTemplate
 
 
 def predict_split(
@@ -33,11 +35,17 @@ def predict_split(
     label_first: bool = False,
     temperature: float = 0.0,
     seed: int = 0,
+    template: Template | None = None,
 ) -> list[dict]:
     """Prediction rows for `examples`, in their order, resuming from `partial_path`.
 
     Row: {example_id, split, prediction, answer, gold, correct, generated_tokens}.
+    `template`: None is plain.
     """
+    template = template or PlainTemplate()
+    if label_first and template.stop is None:
+        raise ValueError(f"template {template.kind!r} has no label-first form")
+    template.check_tokenizer(tokenizer)
     partial_path = Path(partial_path)
     done = {r["example_id"]: r for r in read_jsonl(partial_path)} if partial_path.exists() else {}
     with JsonlAppender(partial_path) as out:
@@ -48,16 +56,16 @@ def predict_split(
             gens = generate_batch(
                 model,
                 tokenizer,
-                [encode_prompt(tokenizer, render_prompt(ex.question)) for ex in batch],
+                [template.encode_prompt(tokenizer, ex.question) for ex in batch],
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
-                stop=ANSWER_STOP if label_first else None,
+                stop=template.stop if label_first else None,
                 seed=seed * 1_000_003 + start,
             )
             for ex, g in zip(batch, gens, strict=True):
                 if ex.id in done:
                     continue
-                answer = extract_answer(g.text)
+                answer = template.parse(g.text)[1]
                 row = {
                     "example_id": ex.id,
                     "split": split,

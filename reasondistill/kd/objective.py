@@ -7,9 +7,10 @@ KDLossConfig defaults). Departures: the paper runs the teacher online at full vo
 cached path replaces it by the teacher's top-k plus one tail bucket (kd/teacher.py, docs/kd.md),
 a lower bound of the full divergence that is exact when the tail is empty.
 
-A KDObjective plugs into train/loop.py as its `Objective`: it returns the SUM of the loss over
-the micro-batch's completion tokens, and the loop divides by the completion tokens of the whole
-global batch, so KD keeps SFT's gradient-accumulation invariance.
+KDObjective is the runtime of the `kd` training objective (train/objectives/kd.py builds it after
+its start-up checks): a train/objectives Objective on prompt/completion rows. It returns the SUM
+of the loss over the micro-batch's completion tokens and inherits `count` (the completion tokens
+of the global batch, the loop's normaliser), so KD keeps NLL's gradient-accumulation invariance.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from reasondistill.errors import ReasonDistillError
 from reasondistill.kd.cache import LogitCache
 from reasondistill.kd.config import KDLossConfig
 from reasondistill.kd.losses import kd_objective, next_token_mask
+from reasondistill.train.objectives.base import Objective
 
 
-class KDObjective:
-    """train/loop.py Objective: sum over completion tokens of alpha * CE + (1 - alpha) * KD.
+class KDObjective(Objective):
+    """Sum over completion tokens of alpha * CE + (1 - alpha) * KD (a train/objectives Objective).
 
     vocab_size: the shared real vocabulary from kd.check_vocab_compat; student (and online
     teacher) logits are sliced to it, so padded embedding rows take no part. Give exactly one
@@ -104,3 +106,7 @@ class KDObjective:
         teacher = self.teacher_for(batch, rows)
         total, _ = kd_objective(logits[..., : self.vocab_size], batch["labels"], teacher, self.loss)
         return total
+
+    def summary(self) -> dict:
+        teacher = "cache" if self.cache is not None else "online" if self.teacher is not None else "none"
+        return {"teacher": teacher, "kd_loss": self.loss.kind, "vocab_size": self.vocab_size}

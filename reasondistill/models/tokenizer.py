@@ -14,6 +14,13 @@ Choices, and why:
   included. The evaluation parses decoded text line by line.
 - The post-processor prepends `<s>` when add_special_tokens=True (what `encode_prompt`
   relies on); `<mask>` is reserved for rationale masking.
+- `chat=True` (chat and think prompt templates) adds a ChatML chat template, the format of
+  SmolLM2-Instruct and Qwen2.5 (`<|im_start|>role\ncontent<|im_end|>\n`), without their
+  default system message (a constant ~20-token prefix a tiny model would pay on every row):
+  `<|im_start|>` and `<|im_end|>` become special tokens, `<|im_end|>` the EOS (so generation
+  stops at the end of the assistant turn), and `<think>` / `</think>` plain added tokens (one id
+  each, kept when decoding), after BPE training (the last 4 ids). A plain-template run trains
+  without them, so its tokenizer, and the tiny model sized to it, are unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK, MASK = "<pad>", "<s>", "</s>", "<unk>", "<mask>"
@@ -30,12 +37,24 @@ SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, MASK]  # ids 0..4 in this order
 _PIECES = Regex(r" ?\p{L}+|\p{N}|\s|[^\s\p{L}\p{N}]")
 _ALPHABET = sorted(set(string.printable) - set("\x0b\x0c\r"))
 
+IM_START, IM_END, THINK, END_THINK = "<|im_start|>", "<|im_end|>", "<think>", "</think>"
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_CHATML_TEXT = "system\nuser\nassistant\n"  # the role names, so BPE merges them
+
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int, model_max_length: int = 2048
+    texts: Iterable[str], vocab_size: int, model_max_length: int = 2048, chat: bool = False
 ) -> PreTrainedTokenizerFast:
     """Train a BPE tokenizer on `texts`. The vocabulary is at least the alphabet plus the 5
-    special tokens (about 102 ids), even when `vocab_size` asks for fewer."""
+    special tokens (about 102 ids), even when `vocab_size` asks for fewer; `chat` adds the
+    ChatML template and its 4 tokens on top."""
+    if chat:
+        texts = [_CHATML_TEXT, *texts]
     tok = Tokenizer(models.BPE(unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -48,10 +67,13 @@ def train_tokenizer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=_ALPHABET, show_progress=False
     )
     tok.train_from_iterator(texts, trainer)
+    if chat:
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (IM_START, IM_END)])
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in (THINK, END_THINK)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,
-        eos_token=EOS,
+        eos_token=IM_END if chat else EOS,
         pad_token=PAD,
         unk_token=UNK,
         mask_token=MASK,
@@ -59,4 +81,5 @@ def train_tokenizer(
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
         padding_side="right",
+        **({"chat_template": CHATML_TEMPLATE} if chat else {}),
     )

@@ -2,9 +2,11 @@
 
 Prompts are tokenized exactly as the toolkit's training and `hf` teacher tokenize them
 (models.tokenize.encode_prompt), so a student served here answers the same ids it was
-trained on. Chat requests use the tokenizer's chat template when it has one; the toolkit's
-tiny tokenizers have none, so their chat prompt is `render_prompt(last user message)` (the
-"Question: ...\\n" format the models were trained on) and system messages are ignored.
+trained on: a completions prompt is text (the `plain` template's "Question: ...\\n" for a
+model trained on it), chat messages go through the model tokenizer's own chat template (a
+model trained with the chat or think template, or any instruction-tuned model). A model
+without a chat template refuses chat requests with a 400 naming the completions endpoint,
+rather than guessing a prompt format it was not trained on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from jinja2 import TemplateError
 
+from reasondistill.errors import ReasonDistillError
 from reasondistill.models.tokenize import encode_prompt
 from reasondistill.serve.engine import Engine, GenParams
 from reasondistill.serve.protocol import (
@@ -26,7 +30,6 @@ from reasondistill.serve.protocol import (
     error_body,
     message_text,
 )
-from reasondistill.traces.format import render_prompt
 
 
 class APIError(Exception):
@@ -97,14 +100,14 @@ def build_app(engine: Engine, model_name: str, api_key: str | None = None) -> Fa
 
 
 def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of a chat prompt: the chat template if any, else render_prompt(last user message)."""
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    users = [m for m in messages if m.get("role") == "user"]
-    if not users:
-        raise APIError(400, "messages: no user message (this model has no chat template)")
-    return encode_prompt(tokenizer, render_prompt(message_text(users[-1])))
+    """Token ids of a chat prompt through the model's chat template (as training encodes them)."""
+    turns = [{"role": str(m.get("role")), "content": message_text(m)} for m in messages]
+    try:
+        return encode_prompt(tokenizer, turns)
+    except ReasonDistillError as e:
+        raise APIError(400, f"{e}. Send a text prompt to /v1/completions instead") from None
+    except TemplateError as e:  # the template's own raise_exception: e.g. no user turn
+        raise APIError(400, f"messages: the model's chat template refused them: {e}") from None
 
 
 def _check_model(requested: str, served: str) -> None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from reasondistill.evaluate.generate import _eos_ids, left_pad
+from reasondistill.evaluate.generate import left_pad
+from reasondistill.models.tokenize import eos_ids
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class Engine:
     def __init__(self, model, tokenizer, max_batch_size: int = 32, batch_wait_ms: float = 5.0) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_batch_size, self.batch_wait = max_batch_size, batch_wait_ms / 1000
-        self.eos = _eos_ids(model, tokenizer)
+        self.eos = eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos[0]
         self.context = getattr(model.config, "max_position_embeddings", None)
         self.stats = {"requests": 0, "generate_calls": 0, "rows": 0}

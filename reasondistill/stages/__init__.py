@@ -7,11 +7,10 @@ from reasondistill.stages import (  # noqa: F401  (imported for their registrati
     filter,
     format,
     generate,
-    kd,
     kd_cache,
     report,
-    sft,
     tokenizer,
+    train,
 )
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 

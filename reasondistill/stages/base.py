@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 from reasondistill.artifacts import Artifact
-from reasondistill.config import StageContext, StrictModel
+from reasondistill.config import ExampleSource, StageContext, StrictModel
 from reasondistill.registry import Registry
 
 
@@ -38,6 +40,21 @@ class Stage:
     distributed: ClassVar[bool] = False
 
     @classmethod
+    def split_refs(cls, cfg: StageConfig) -> list[tuple[tuple, str, str]]:
+        """(path in cfg, data stage, split name) of every split this stage reads, so the planner
+        checks each split exists before any work. Default: every ExampleSource in the config."""
+        return [
+            (path + ("split",), str(src.stage), src.split) for path, src in _walk(cfg, ()) if isinstance(src, ExampleSource)
+        ]
+
+    @classmethod
+    def check_plan(cls, cfg: StageConfig, configs) -> list[str]:
+        """Errors this stage can see before any work, given `configs(name)`: the validated
+        configs (one per matrix variant) of any stage of the recipe. Keys are relative to the
+        stage ("objective.teacher"). Default: none."""
+        return []
+
+    @classmethod
     def fingerprint(cls, cfg: StageConfig) -> dict:
         """Extra inputs of the stage hash beyond its config, e.g. the contents of files it reads,
         so that editing a data file in place reruns what depends on it."""
@@ -50,3 +67,17 @@ class Stage:
 
 
 STAGES: Registry[type[Stage]] = Registry("stage kind", "stage kinds", config=lambda s: s.Config)
+
+
+def _walk(obj, path: tuple):
+    """(path, value) of every pydantic model inside a config, the config itself first."""
+    if isinstance(obj, BaseModel):
+        yield path, obj
+        for name in type(obj).model_fields:
+            yield from _walk(getattr(obj, name), path + (name,))
+    elif isinstance(obj, list | tuple):
+        for i, x in enumerate(obj):
+            yield from _walk(x, path + (i,))
+    elif isinstance(obj, dict):
+        for k, x in obj.items():
+            yield from _walk(x, path + (k,))

@@ -1,5 +1,9 @@
 """`evaluate` stage: accuracy of a model on splits of a data stage, with 95% Wilson intervals.
 
+Questions are prompted and answers parsed through `template`, which must be the one the model
+was trained with: a model directory that records its template (templates/base.py) is checked
+against it before anything is read or generated.
+
 Output: out_dir/predictions.jsonl (one row per example and split) and out_dir/metrics.json
 {split: {n, correct, accuracy, ci_low, ci_high, mean_generated_tokens}}, both written
 atomically at the end; per-split partial files let a killed run resume.
@@ -10,12 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from reasondistill.artifacts import METRICS_FILE, PREDICTIONS_FILE, Artifact, read_examples
 from reasondistill.config import ModelSource, Ref
 from reasondistill.records import Example, write_json_atomic, write_jsonl_atomic
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
+from reasondistill.traces.templates import (
+    TemplateConfig,
+    build_template,
+    check_trained_template,
+    template_field,
+)
 
 
 class EvaluateConfig(StageConfig):
@@ -30,6 +40,16 @@ class EvaluateConfig(StageConfig):
     # students trained with placement "after" or "none".
     label_first: bool = False
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    template: TemplateConfig = template_field("the prompt template the model was trained with")
+
+    @model_validator(mode="after")
+    def _label_first_form(self):
+        if self.label_first and build_template(self.template).stop is None:
+            raise ValueError(
+                f"label_first: template {self.template.kind!r} has no label-first form (its answer follows "
+                "the reasoning)"
+            )
+        return self
 
 
 def load_inputs(
@@ -40,16 +60,22 @@ def load_inputs(
     from reasondistill.models.load import load_model
     from reasondistill.tasks import load_task
 
+    path = cfg.model.resolve(ctx)
+    check_trained_template(path, cfg.template, f"evaluate stage {ctx.name!r}")
     data_dir = ctx.path(cfg.data)
     splits = {s: read_examples(data_dir, s, cfg.limit) for s in cfg.splits}  # bad split fails early
     verify = load_task(data_dir).verify
-    model, tokenizer = load_model(cfg.model.resolve(ctx), device=default_device())
+    model, tokenizer = load_model(path, device=default_device())
     return model, tokenizer, verify, splits
 
 
 class EvaluateStage(Stage):
     Config = EvaluateConfig
     produces = frozenset({Artifact.METRICS})
+
+    @classmethod
+    def split_refs(cls, cfg: EvaluateConfig) -> list[tuple[tuple, str, str]]:
+        return [(("splits", i), str(cfg.data), s) for i, s in enumerate(cfg.splits)]
 
     def run(self, ctx: StageContext) -> dict:
         from reasondistill.evaluate.metrics import accuracy_summary
@@ -73,6 +99,7 @@ class EvaluateStage(Stage):
                 label_first=cfg.label_first,
                 temperature=cfg.temperature,
                 seed=cfg.seed,
+                template=build_template(cfg.template),
             )
             metrics[split] = accuracy_summary(
                 [p["correct"] for p in preds], [p["generated_tokens"] for p in preds]

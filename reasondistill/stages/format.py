@@ -1,11 +1,15 @@
 """`format` stage: examples (gold rationales) or traces -> SFT rows {prompt, completion, example_id}.
 
-Rows follow TRL's prompt/completion convention. `placement` puts the rationale before or
-after the label, or drops it, and `transforms` rewrite the rationale first (shuffled tokens,
-key tokens only, masking, truncation: traces/transforms, arXiv 2406.14511). Output:
-out_dir/rows.jsonl and, with transforms, out_dir/rationales.jsonl {example_id, original,
-transformed}; written atomically after every row has been built, so a bad input leaves
-nothing behind.
+Rows follow TRL's prompt/completion convention, rendered by `template` (traces/templates):
+text for plain, chat messages for chat and think. Traces are re-rendered from their question
+(recovered from whatever template's prompt the teacher wrote) and parsed rationale/answer, so
+a teacher prompted one way can teach a student prompted another. `placement` puts the
+rationale before or after the label, or drops it, and `transforms` rewrite the rationale
+first (shuffled tokens, key tokens only, masking, truncation: traces/transforms, arXiv
+2406.14511). Output: out_dir/rows.jsonl, out_dir/prompt_template.json (the template, which a
+model trained on the rows records; see templates/base.py) and, with transforms,
+out_dir/rationales.jsonl {example_id, original, transformed}; written atomically after every
+row has been built, so a bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from reasondistill.config import ExampleSource, Ref, exactly_one
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import write_jsonl_atomic
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
-from reasondistill.traces.format import Placement, render_completion, render_prompt
+from reasondistill.traces.format import Placement
+from reasondistill.traces.templates import (
+    TemplateConfig,
+    build_template,
+    question_from,
+    template_field,
+    write_template_record,
+)
 from reasondistill.traces.transforms import RationaleItem, TransformConfig, TransformEnv, apply_transforms
 
 
@@ -29,6 +40,7 @@ class FormatConfig(StageConfig):
     source: ExampleSource | None = None  # examples with gold rationales
     traces: Ref(Artifact.TRACES) | None = None
     placement: Placement = "before"
+    template: TemplateConfig = template_field("how rows are rendered: plain text, or chat / think messages")
     transforms: list[TransformConfig] = Field(
         default_factory=list, description="rationale transforms, applied in order before rendering"
     )
@@ -44,6 +56,7 @@ class FormatConfig(StageConfig):
         exactly_one(self, "source", "traces", hint="examples, or a stage's traces")
         if self.transforms and self.placement == "none":
             raise ValueError("`transforms` rewrite the rationale, which placement none drops; remove them")
+        build_template(self.template).check_placement(self.placement)
         return self
 
 
@@ -52,7 +65,7 @@ class Item:
     """What a row is rendered from, whichever input it came from."""
 
     example_id: str
-    prompt: str
+    question: str
     answer: str
     rationale: str | None
 
@@ -60,12 +73,16 @@ class Item:
 def _items(cfg: FormatConfig, ctx: StageContext) -> list[Item]:
     if cfg.source is not None:
         exs = read_examples(ctx.path(cfg.source.stage), cfg.source.split, cfg.source.limit)
-        return [Item(e.id, render_prompt(e.question), e.answer, e.rationale) for e in exs]
+        return [Item(e.id, e.question, e.answer, e.rationale) for e in exs]
     items = []
     for t in read_traces(ctx.path(cfg.traces)):
         if t.answer is None:
             continue  # the teacher wrote no parseable answer: nothing to teach
-        items.append(Item(t.example_id, t.prompt, t.answer, t.rationale))
+        try:
+            question = question_from(t.prompt)
+        except ValueError as e:
+            raise ReasonDistillError(f"format: trace of {t.example_id!r} (sample {t.sample}): {e}") from None
+        items.append(Item(t.example_id, question, t.answer, t.rationale))
     return items
 
 
@@ -98,20 +115,23 @@ def transformed_rationales(items: list[Item], cfg: FormatConfig, env: TransformE
         return [None] * len(items)
     texts: list[str | None] = [it.rationale for it in items]
     if cfg.transforms and items:
-        batch = [RationaleItem(it.example_id, it.prompt, it.answer, it.rationale or "") for it in items]
+        batch = [RationaleItem(it.example_id, it.question, it.answer, it.rationale or "") for it in items]
         texts = list(apply_transforms(cfg.transforms, batch, env or TransformEnv(seed=cfg.seed)))
     return texts
 
 
 def render_rows(items: list[Item], rationales: list[str | None], cfg: FormatConfig) -> list[dict]:
     """One row per item; fails on the first one that cannot be rendered, naming it."""
+    template = build_template(cfg.template)
     rows = []
     for it, rationale in zip(items, rationales, strict=True):
         try:
-            completion = render_completion(it.answer, rationale, cfg.placement)
+            completion = template.completion(it.answer, rationale, cfg.placement)
         except ValueError as e:
             raise ReasonDistillError(f"format: example {it.example_id!r}: {e}") from None
-        rows.append({"prompt": it.prompt, "completion": completion, "example_id": it.example_id})
+        rows.append(
+            {"prompt": template.prompt(it.question), "completion": completion, "example_id": it.example_id}
+        )
     return rows
 
 
@@ -141,11 +161,13 @@ class FormatStage(Stage):
                     for it, r in zip(items, rationales, strict=True)
                 ),
             )
+        write_template_record(ctx.out_dir, cfg.template)
         write_jsonl_atomic(ctx.out_dir / ROWS_FILE, rows)
         return {
             "rows": len(rows),
             "inputs": len(inputs),
             "placement": cfg.placement,
+            "template": cfg.template.kind,
             "transforms": [t.kind for t in cfg.transforms],
         }
 

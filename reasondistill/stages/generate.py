@@ -1,5 +1,8 @@
 """`generate` stage: a teacher samples scored traces for one split of a data stage.
 
+The teacher's `template` (traces/templates; default plain) says how it is prompted and how
+its text is parsed into rationale and answer: the template the teacher was trained with.
+
 Output: out_dir/traces.jsonl (TraceStore). Resumable: a rerun after a kill keeps what is
 on disk and generates only the missing (example, sample) pairs; the final file equals an
 uninterrupted run's (see teachers/hf.py for how sampling seeds make that hold).

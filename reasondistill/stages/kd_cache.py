@@ -3,8 +3,8 @@
 White-box KD (Do, Doddipatla & Knill, INLG 2025, arXiv 2511.05184) needs the teacher's
 next-token distribution at every completion token. Running the teacher in every training step
 costs a teacher forward pass per step; this stage pays it once and stores, per completion token,
-the top-k token ids and log-probs plus the log of the remaining tail mass (kd/cache.py). `kd`
-stages read it with `teacher: {cache: <this stage>}`. Departure from the paper (which runs the
+the top-k token ids and log-probs plus the log of the remaining tail mass (kd/cache.py). `train`
+stages with `objective: {kind: kd, teacher: {cache: <this stage>}}` read it. Departure from the paper (which runs the
 teacher online, full vocabulary): see docs/kd.md for how the missing mass is treated.
 
 ```yaml
@@ -33,12 +33,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from reasondistill.artifacts import CACHE_DIR, CACHE_META, TOKENIZER_DIR, Artifact
+from reasondistill.artifacts import CACHE_DIR, CACHE_META, TOKENIZER_DIR, Artifact, read_rows
 from reasondistill.config import ModelSource, Ref
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import write_json_atomic
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
-from reasondistill.stages.sft import load_rows
 
 META = CACHE_META
 
@@ -80,7 +79,7 @@ class KDCacheStage(Stage):
         from reasondistill.train.batching import encode_rows
 
         cfg: KDCacheConfig = ctx.cfg
-        rows = load_rows(ctx, cfg)
+        rows = read_rows(ctx.path(cfg.rows), f"kd_cache stage {ctx.name!r}", cfg.max_rows)
         source = cfg.teacher.resolve(ctx)
         model, tok = load_model(source, device=default_device())
         logit_rows = model.get_output_embeddings().weight.shape[0]

@@ -1,7 +1,9 @@
 """`tokenizer` stage: train a small BPE tokenizer on a data stage's text (no network).
 
 Output: out_dir/tokenizer (save_pretrained; AutoTokenizer.from_pretrained loads it),
-written atomically. See models/tokenizer.py for the tokenizer's design.
+written atomically. See models/tokenizer.py for the tokenizer's design. `template` is the
+prompt template the models using it will be trained with: its fixed strings are merged, and
+a chat template (chat, think) gives the tokenizer a ChatML chat template and its tokens.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ from reasondistill.config import Ref
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import read_jsonl
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
-
-# The prompt template's fixed strings, so their merges exist even if the examples' own
-# text never contains them (formats render "Question: ...\nReasoning: ...\nAnswer: ...").
-TEMPLATE_TEXT = "Question: \nReasoning: \nAnswer: \n"
+from reasondistill.traces.templates import TemplateConfig, build_template, template_field
 
 
 class TokenizerConfig(StageConfig):
@@ -30,6 +29,9 @@ class TokenizerConfig(StageConfig):
     data: Ref(Artifact.EXAMPLES)  # every <split>.jsonl of it is read
     vocab_size: int = Field(128, ge=16, description="target size; at least the ~102-symbol alphabet")
     model_max_length: int = Field(2048, ge=16)
+    template: TemplateConfig = template_field(
+        "the prompt template it will encode (chat, think: a ChatML tokenizer)"
+    )
 
 
 def example_texts(data_dir: Path) -> Iterator[str]:
@@ -57,7 +59,12 @@ class TokenizerStage(Stage):
         texts = list(example_texts(ctx.path(cfg.data)))
         if not texts:
             raise ReasonDistillError(f"tokenizer: the data stage {cfg.data!r} has no example text")
-        tok = train_tokenizer([TEMPLATE_TEXT, *texts], cfg.vocab_size, cfg.model_max_length)
+        template = build_template(cfg.template)
+        # The template's fixed strings first, so their merges exist even if the examples' own
+        # text never contains them.
+        tok = train_tokenizer(
+            [template.fixed_text, *texts], cfg.vocab_size, cfg.model_max_length, chat=template.chat
+        )
         final, tmp = ctx.out_dir / TOKENIZER_DIR, ctx.out_dir / f"{TOKENIZER_DIR}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tok.save_pretrained(str(tmp))

@@ -4,6 +4,11 @@ Each teacher kind is one file: a config schema (a StrictModel whose `kind` is a 
 and a Teacher subclass, registered with `TEACHERS.register(kind, Cls)` and imported in
 teachers/__init__.py. The `generate` stage validates `teacher: {kind: ...}` against the
 discriminated union of every registered config (`TEACHERS.config_union()`).
+
+Every teacher prompts and parses through its `template` (traces/templates): a trace keeps the
+prompt it was given (text or chat messages) and the text generated, and its rationale and
+answer are the template's parse of that text. A format stage re-renders traces in the
+student's template, so the two need not be the same.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from typing import ClassVar
 from pydantic import Field
 
 from reasondistill.config import StageContext, StrictModel
-from reasondistill.records import Example, Trace
+from reasondistill.records import Example, Prompt, Trace
 from reasondistill.registry import Registry
-from reasondistill.traces.format import split_completion
 from reasondistill.traces.store import TraceStore
+from reasondistill.traces.templates import TemplateConfig, build_template, template_field
 
 Verify = Callable[[Example, str], bool]  # task verifier: exact verdict on a parsed answer
 
@@ -25,6 +30,9 @@ Verify = Callable[[Example, str], bool]  # task verifier: exact verdict on a par
 class TeacherConfig(StrictModel):
     kind: str
     n: int = Field(1, ge=1, description="samples per example")
+    template: TemplateConfig = template_field(
+        "how the teacher is prompted and its text parsed (the template it was trained with)"
+    )
 
 
 class Teacher:
@@ -34,6 +42,7 @@ class Teacher:
 
     def __init__(self, cfg: TeacherConfig, ctx: StageContext | None = None) -> None:
         self.cfg, self.ctx = cfg, ctx
+        self.template = build_template(cfg.template)
 
     @property
     def name(self) -> str:
@@ -46,10 +55,11 @@ class Teacher:
         raise NotImplementedError
 
     def make_trace(
-        self, ex: Example, sample: int, prompt: str, completion: str, verify: Verify, **extra
+        self, ex: Example, sample: int, prompt: Prompt, completion: str, verify: Verify, **extra
     ) -> Trace:
-        """A Trace with rationale/answer parsed from `completion` and the verifier's 1.0/0.0 score."""
-        rationale, answer = split_completion(completion)
+        """A Trace with rationale/answer parsed from the generated text `completion` by the
+        teacher's template, and the verifier's 1.0/0.0 score."""
+        rationale, answer = self.template.parse(completion)
         score = 1.0 if answer is not None and verify(ex, answer) else 0.0
         return Trace(
             example_id=ex.id,

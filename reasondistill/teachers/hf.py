@@ -16,8 +16,8 @@ from pydantic import Field, model_validator
 from reasondistill.config import ModelSource, StageContext
 from reasondistill.records import Example
 from reasondistill.teachers.base import TEACHERS, Teacher, TeacherConfig, Verify
-from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
+from reasondistill.traces.templates import check_trained_template
 
 
 class HFConfig(TeacherConfig):
@@ -60,7 +60,10 @@ class HFTeacher(Teacher):
 
             if self.ctx is None:
                 raise ValueError("HFTeacher needs a StageContext (or a model) to resolve its model")
-            self.model, self.tokenizer = load_model(self.cfg.model.resolve(self.ctx), device=default_device())
+            path = self.cfg.model.resolve(self.ctx)
+            check_trained_template(path, self.cfg.template, f"hf teacher {self.name!r}")
+            self.model, self.tokenizer = load_model(path, device=default_device())
+            self.template.check_tokenizer(self.tokenizer)
         self.model.eval()
 
     def generate(self, examples: list[Example], store: TraceStore, verify: Verify) -> None:
@@ -75,7 +78,7 @@ class HFTeacher(Teacher):
             if all(store.has(ex.id, s) for ex in batch for s in range(cfg.n)):
                 continue
             self._load()
-            prompts = [render_prompt(ex.question) for ex in batch]
+            prompts = [self.template.prompt(ex.question) for ex in batch]
             gens = generate_batch(
                 self.model,
                 self.tokenizer,

@@ -10,7 +10,6 @@ from typing import Literal
 
 from reasondistill.records import Example
 from reasondistill.teachers.base import TEACHERS, Teacher, TeacherConfig, Verify
-from reasondistill.traces.format import render_completion, render_prompt
 from reasondistill.traces.store import TraceStore
 
 
@@ -27,8 +26,8 @@ class ProgramTeacher(Teacher):
             # Gold rationale first, as a CoT teacher would write it; an example without one
             # becomes an answer-only trace.
             placement = "before" if ex.rationale is not None else "none"
-            completion = render_completion(ex.answer, ex.rationale, placement)
-            prompt = render_prompt(ex.question)
+            completion = self.template.render(ex.answer, ex.rationale, placement)
+            prompt = self.template.prompt(ex.question)
             store.append(
                 self.make_trace(ex, s, prompt, completion, verify, usage={})
                 for s in range(self.cfg.n)

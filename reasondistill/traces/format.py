@@ -1,4 +1,5 @@
-"""The text format of prompts and completions, and its exact inverse.
+"""The text format of prompts and completions, and its exact inverse (the `plain` template,
+traces/templates/plain.py; `chat` puts the same completion text in an assistant turn).
 
 Wadhwa, Amir & Wallace (EMNLP 2024, arXiv 2406.14511) ablate where the rationale sits
 relative to the label: absent ("none"), before it ("before", classic CoT) or after it
@@ -33,10 +34,15 @@ def render_prompt(question: str) -> str:
     return f"Question: {question}\n"
 
 
-def render_completion(answer: str, rationale: str | None, placement: Placement) -> str:
-    """The completion text for `placement`; raises ValueError for inputs that would not round-trip."""
+def check_answer(answer: str) -> None:
+    """An answer every template can render and parse back: one line, no surrounding whitespace."""
     if "\n" in answer or answer != answer.strip():
         raise ValueError(f"answer must be one line without surrounding whitespace, got {answer!r}")
+
+
+def render_completion(answer: str, rationale: str | None, placement: Placement) -> str:
+    """The completion text for `placement`; raises ValueError for inputs that would not round-trip."""
+    check_answer(answer)
     if placement == "none":
         return f"{ANSWER_PREFIX} {answer}"
     if placement not in ("before", "after"):

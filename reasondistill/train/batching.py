@@ -11,10 +11,14 @@ activations: gradient checkpointing is on by default there), and the same speed 
 PyTorch loop over these batches. Packing would remove the last 4% but needs varlen
 attention kernels to stay exact (no cross-row attention), so it is not used.
 
-The plan depends only on (seed, epoch, global batch size, row lengths): not on how the
+The plan depends only on (seed, epoch, global batch size, item lengths): not on how the
 global batch is split into ranks x accumulation micro-steps. So 1x8 and 2x4 see the same
-rows per step (the basis of the accumulation-invariance guarantee), and a resumed run
+items per step (the basis of the accumulation-invariance guarantee), and a resumed run
 recomputes exactly the batches that follow its checkpoint.
+
+An item is an EncodedRow (prompt/completion) or an EncodedPair (prompt/chosen/rejected, for
+preference objectives). The plan and the micro-batches index items, never sequences, so a
+micro-batch can never split a pair; `collate` lays a pair out as two adjacent rows.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.models.tokenize import encode_completion, encode_prompt
+from reasondistill.models.tokenize import encode_pair
 
 
 @dataclass(frozen=True)
@@ -38,22 +42,69 @@ class EncodedRow:
     def n_completion(self) -> int:
         return len(self.ids) - self.n_prompt
 
+    @property
+    def length(self) -> int:
+        """Padded width this item needs in a batch (what length grouping sorts by)."""
+        return len(self.ids)
+
+    @property
+    def tokens(self) -> int:
+        """Real (non-padding) tokens it puts through the model."""
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """A preference pair: the same prompt with the chosen and the rejected completion."""
+
+    chosen: EncodedRow
+    rejected: EncodedRow
+
+    @property
+    def length(self) -> int:
+        """The longer side: both sides sit in the same micro-batch, padded to its widest row."""
+        return max(len(self.chosen.ids), len(self.rejected.ids))
+
+    @property
+    def tokens(self) -> int:
+        return len(self.chosen.ids) + len(self.rejected.ids)
+
+
+Item = EncodedRow | EncodedPair
+
 
 def encode_rows(tokenizer, rows: Sequence[dict], max_length: int) -> list[EncodedRow]:
-    """Tokenize TRL prompt/completion rows with the shared contract (models/tokenize.py)."""
+    """Tokenize TRL prompt/completion rows, text or chat messages, with the shared contract
+    (models/tokenize.py): the ids generation and the KD cache see too."""
     out = []
     for i, row in enumerate(rows):
-        if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str):
-            raise ReasonDistillError(f"training row {i} needs string 'prompt' and 'completion' fields")
-        p = encode_prompt(tokenizer, row["prompt"])
-        c = encode_completion(tokenizer, row["completion"])
+        try:
+            p, c = encode_pair(tokenizer, row.get("prompt"), row.get("completion"))
+        except ValueError as e:
+            raise ReasonDistillError(f"training row {i} {e}") from None
         ids = (p + c)[:max_length]  # keep the start, like TRL's truncation_mode="keep_start"
         out.append(EncodedRow(ids, min(len(p), len(ids))))
     return out
 
 
+def encode_pairs(tokenizer, rows: Sequence[dict], max_length: int) -> list[EncodedPair]:
+    """Tokenize TRL prompt/chosen/rejected rows: each side is encode_rows of {prompt, completion},
+    so pairs follow exactly the prompt/completion contract (and whatever prompt format it takes)."""
+    sides = {}
+    for side in ("chosen", "rejected"):
+        try:
+            sides[side] = encode_rows(
+                tokenizer, [{"prompt": r.get("prompt"), "completion": r.get(side)} for r in rows], max_length
+            )
+        except ReasonDistillError as e:
+            raise ReasonDistillError(f"preference rows, {side} side: {e}") from None
+    return [EncodedPair(c, r) for c, r in zip(sides["chosen"], sides["rejected"], strict=True)]
+
+
 class BatchPlan:
-    """Which rows form global batch number `step`; a pure function of its arguments."""
+    """Which items form global batch number `step`; a pure function of its arguments.
+
+    lengths: one per item (`Item.length`: a pair's longer side)."""
 
     def __init__(
         self, lengths: Sequence[int], global_batch: int, seed: int, group_by_length: bool, mega_batch: int
@@ -98,12 +149,15 @@ def micro_batches(batch_rows: np.ndarray, world: int, rank: int, grad_accum: int
 
 
 def collate(
-    rows: Sequence[EncodedRow], pad_id: int, pad_to_multiple_of: int | None = None
+    items: Sequence[Item], pad_id: int, pad_to_multiple_of: int | None = None
 ) -> dict[str, torch.Tensor]:
     """Right-padded batch: input_ids, attention_mask, labels, each [B, L] with L the batch max.
 
     labels = input_ids with -100 on prompt and padding positions (the model shifts them).
+    Pairs become two adjacent rows: row 2i is pair i's chosen side, row 2i + 1 its rejected
+    side (B = 2 x pairs), so a preference loss reads them as logits[0::2] and logits[1::2].
     """
+    rows = [r for it in items for r in ((it.chosen, it.rejected) if isinstance(it, EncodedPair) else (it,))]
     length = max(len(r.ids) for r in rows)
     if pad_to_multiple_of:
         length = -(-length // pad_to_multiple_of) * pad_to_multiple_of

@@ -1,4 +1,4 @@
-"""SFTTrainConfig: every knob of the SFT loop, with defaults measured on tiny CPU models."""
+"""TrainConfig: every knob of the training loop, with defaults measured on tiny CPU models."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pydantic import Field
 from reasondistill.config import StrictModel
 
 
-class SFTTrainConfig(StrictModel):
-    """Global batch = per_device_batch_size x world size x grad_accum rows per optimizer step."""
+class TrainConfig(StrictModel):
+    """Global batch = per_device_batch_size x world size x grad_accum items per optimizer step
+    (an item is a row, or a pair for preference objectives)."""
 
     per_device_batch_size: int = Field(32, gt=0)
     grad_accum: int = Field(1, gt=0, description="micro-batches accumulated per optimizer step")

@@ -1,46 +1,37 @@
 """The optimizer-step loop: global-batch-normalised loss, accumulation, clipping, checkpoints.
 
-Loss normalisation: each micro-batch contributes sum(token NLL) / N * W, where N counts
-the completion tokens of the whole global batch (all micro-steps, all ranks) and W is the
-world size, which cancels DDP's averaging of gradients over ranks. The gradient is then
-exactly d[sum NLL / N] over the global batch, whatever the split into ranks x micro-steps
-(a per-micro-batch mean would weight a short micro-batch's tokens more). N needs no
-all-reduce: every rank knows the whole global batch from the deterministic plan.
+Loss normalisation: each micro-batch contributes objective(...) / N * W, where objective(...)
+is the SUM of the loss over the micro-batch's items, N = objective.count(items of the whole
+global batch: all micro-steps, all ranks) and W is the world size, which cancels DDP's
+averaging of gradients over ranks. The gradient is then exactly d[sum / N] over the global
+batch, whatever the split into ranks x micro-steps (a per-micro-batch mean would weight a
+short micro-batch's tokens more). N needs no all-reduce: every rank knows the whole global
+batch from the deterministic plan, and `count` is a pure function of the encoded items.
 
-The per-token loss is pluggable (`Objective`): SFT sums the completion-token NLL; white-box
-KD (kd/objective.py) sums a divergence to the teacher over the same tokens. Any objective
-that returns a SUM over exactly the completion tokens of its micro-batch inherits the
-normalisation above, hence grad-accumulation invariance (tests/unit/test_kd_stage.py checks
-it for KD). The objective also gets the micro-batch's row indices, so per-row data such as
-cached teacher logits can be looked up.
+The objective is pluggable (train/objectives/): nll sums the completion-token NLL and counts
+completion tokens; white-box KD (kd/objective.py) sums a divergence to the teacher over the
+same tokens; a preference objective sums a per-pair loss and counts pairs. Any objective that
+returns a SUM over exactly the units its `count` counts inherits the normalisation above, hence
+grad-accumulation invariance (tests/unit/test_objectives.py checks it for every objective).
+The objective also gets the micro-batch's item indices, so per-row data such as cached teacher
+logits can be looked up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 
-from reasondistill.train.batching import BatchPlan, EncodedRow, collate, micro_batches
+from reasondistill.train.batching import BatchPlan, Item, collate, micro_batches
 from reasondistill.train.checkpoint import save_checkpoint
-from reasondistill.train.config import SFTTrainConfig
-from reasondistill.train.loss import n_targets, nll_sum
+from reasondistill.train.config import TrainConfig
+from reasondistill.train.objectives import Objective
 from reasondistill.train.progress import Progress
-
-# (student logits [B, L, V], collated micro-batch {input_ids, attention_mask, labels} on the
-# training device, row indices [B] into the training rows) -> 0-dim sum of the per-token loss
-# over the completion tokens (labels[:, t+1] != -100), i.e. over n_targets(...) tokens per row.
-Objective = Callable[[torch.Tensor, dict[str, torch.Tensor], np.ndarray], torch.Tensor]
-
-
-def sft_objective(logits: torch.Tensor, batch: dict[str, torch.Tensor], rows: np.ndarray) -> torch.Tensor:
-    """The SFT loss: summed completion-token NLL (train/loss.py)."""
-    return nll_sum(logits, batch["labels"])
 
 
 @dataclass
@@ -48,7 +39,7 @@ class LoopState:
     step: int = 0  # optimizer steps done
     tokens: int = 0  # real tokens trained, over all ranks and earlier (resumed) runs
     wall_s: float = 0.0  # training time of earlier runs of this out_dir
-    loss: float | None = None  # mean per-token objective (SFT: NLL) over the last `log_every` steps
+    loss: float | None = None  # objective sum / count (nll: per-token NLL) over the last `log_every` steps
     grad_norm: float | None = None  # gradient norm (before clipping) of the last step
 
 
@@ -57,28 +48,28 @@ def train_steps(
     model,
     optimizer,
     scheduler,
-    rows: Sequence[EncodedRow],
+    rows: Sequence[Item],
     plan: BatchPlan,
-    cfg: SFTTrainConfig,
+    cfg: TrainConfig,
     total: int,
     state: LoopState,
     pad_id: int,
     out_dir: Path,
     progress: Progress,
     expect: dict,
-    objective: Objective = sft_objective,
+    objective: Objective,
 ) -> LoopState:
     """Run optimizer steps state.step+1 .. total, updating `state` in place."""
     model.train()
-    window_nll, window_n = torch.zeros((), device=accelerator.device), 0  # loss since the last log
+    window_loss, window_n = torch.zeros((), device=accelerator.device), 0  # loss since the last log
     while state.step < total:
         batch_rows = plan.rows(state.step)
-        n = sum(n_targets(len(rows[i].ids), rows[i].n_prompt) for i in batch_rows)
+        n = objective.count([rows[i] for i in batch_rows])
         # An objective with per-row inputs (cached teacher logits) may load the next step's
         # first micro-batch in the background while this step computes.
-        ahead = hasattr(objective, "prefetch") and state.step + 1 < total
+        ahead = objective.prefetch is not None and state.step + 1 < total
         after = plan.rows(state.step + 1) if ahead else None
-        window_nll += _accumulate_gradients(
+        window_loss += _accumulate_gradients(
             accelerator, model, rows, batch_rows, n, pad_id, cfg, objective, after
         )
         window_n += n
@@ -89,15 +80,15 @@ def train_steps(
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
-        tokens = int(sum(len(rows[i].ids) for i in batch_rows))  # real tokens, all ranks
+        tokens = int(sum(rows[i].tokens for i in batch_rows))  # real tokens, all ranks
         state.tokens += tokens
         scalars = None
         save = cfg.save_every and state.step % cfg.save_every == 0 and state.step < total
         # Log at checkpoints too, so that a resumed run's loss windows match an uninterrupted
         # run's. The decision is the same on every rank (the reduce is a collective).
         if state.step % cfg.log_every == 0 or state.step == total or save:
-            state.loss = accelerator.reduce(window_nll, "sum").item() / max(window_n, 1)
-            window_nll.zero_()
+            state.loss = accelerator.reduce(window_loss, "sum").item() / max(window_n, 1)
+            window_loss.zero_()
             window_n = 0
             scalars = {"loss": state.loss, "lr": scheduler.get_last_lr()[0]}
             if grad_norm is not None:
@@ -120,7 +111,7 @@ def _accumulate_gradients(
     use_mask = cfg.pass_attention_mask
     total = torch.zeros((), device=accelerator.device)
     micro = micro_batches(batch_rows, world, rank, cfg.grad_accum)
-    prefetch = getattr(objective, "prefetch", None)  # optional: prefetch(row indices) -> None
+    prefetch = objective.prefetch  # optional: prefetch(item indices) -> None
     upcoming = micro[1:]
     if after is not None:
         upcoming.append(micro_batches(after, world, rank, cfg.grad_accum)[0])
@@ -136,9 +127,9 @@ def _accumulate_gradients(
                 attention_mask=batch["attention_mask"] if use_mask else None,
                 use_cache=False,
             )
-            nll = objective(out.logits, batch, idx)
-            accelerator.backward(nll * scale)
-        total += nll.detach()
+            loss = objective(out.logits, batch, idx)
+            accelerator.backward(loss * scale)
+        total += loss.detach()
     return total
 
 

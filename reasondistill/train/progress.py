@@ -13,7 +13,7 @@ class Progress:
     """Only the main process draws or writes; the other ranks get a no-op object."""
 
     def __init__(
-        self, accelerator: Accelerator, out_dir: Path, start: int, total: int, bar: bool, desc: str = "sft"
+        self, accelerator: Accelerator, out_dir: Path, start: int, total: int, bar: bool, desc: str = "train"
     ) -> None:
         self.on = accelerator.is_main_process
         self.tokens = 0  # real (non-padding) tokens trained by this invocation

@@ -31,7 +31,7 @@ def run_cli(*args: str, check: bool = True, timeout: int = 600) -> subprocess.Co
 
 def stage_dirs(runs: Path, recipe: str) -> dict[str, Path]:
     """Instance name -> directory, from the plan.json the runner writes."""
-    plan = json.loads((runs / recipe / "plan.json").read_text())
+    plan = json.loads((runs / recipe / "plan.json").read_text())["stages"]
     return {name: Path(d) if Path(d).is_absolute() else ROOT / d for name, d in plan.items()}
 
 

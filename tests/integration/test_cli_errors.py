@@ -12,7 +12,7 @@ QS = "recipes/quickstart.yaml"
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("stages.teacher.train.lrr=1", "stages.teacher.train.lrr: unknown key; allowed:"),
+        ("stages.teacher.train.lrr=1", "stages.teacher.train.lrr: unknown key; did you mean `lr`? allowed:"),
         ("stages.teacher.train.max_steps=many", "stages.teacher.train.max_steps: Input should be a valid integer"),
         ("stages.data.task=arithmatic", "stages.data.task:"),
         ("stages.traces.teacher.kind=gpt", "stages.traces.teacher"),
@@ -51,7 +51,7 @@ def test_dry_run_prints_resolved_config_and_plan_and_writes_nothing(tmp_path, ca
     assert main(["run", QS, "--dry-run", "--runs-dir", str(runs), "stages.teacher.train.lr=0.001"]) == 0
     out = capsys.readouterr().out
     assert "# resolved config" in out and "# stage plan" in out
-    assert "student[placement=after] (sft)" in out and "[todo]" in out
+    assert "student[placement=after] (train)" in out and "[todo]" in out
     assert "lr: 0.001" in out
     assert not runs.exists()
 
@@ -66,7 +66,7 @@ def test_console_script_exit_code(tmp_path):
 def test_until_plans_only_the_stage_and_its_inputs(tmp_path, capsys):
     assert main(["run", QS, "--dry-run", "--until", "teacher_eval", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out.split("# stage plan")[1]
-    assert "teacher_eval (evaluate)" in out and "teacher (sft)" in out and "tokenizer" in out
+    assert "teacher_eval (evaluate)" in out and "teacher (train)" in out and "tokenizer" in out
     assert "student" not in out and "traces" not in out
     assert main(["run", QS, "--until", "nope", "--runs-dir", str(tmp_path)]) == 2
     assert "--until: unknown stage 'nope'" in capsys.readouterr().err

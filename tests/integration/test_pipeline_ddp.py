@@ -1,5 +1,5 @@
 """A whole recipe under `accelerate launch` with 2 CPU processes: rank 0 runs the data,
-tokenizer, format and evaluate stages while rank 1 waits; both train the sft stage."""
+tokenizer, format and evaluate stages while rank 1 waits; both run the train stage."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ RECIPE = {
         "tok": {"kind": "tokenizer", "data": "data"},
         "rows": {"kind": "format", "source": {"stage": "data", "split": "train"}, "placement": "before"},
         "model": {
-            "kind": "sft",
+            "kind": "train",
             "rows": "rows",
             "model": {"tiny": {"arch": "qwen2", "hidden_size": 32, "num_layers": 2, "num_heads": 2}, "tokenizer": "tok"},
             "train": {"max_steps": 6, "per_device_batch_size": 4, "save_every": 3},

@@ -68,7 +68,7 @@ def _instance_dir(runs: Path, name: str) -> Path | None:
     plan = runs / "quickstart-smoke" / "plan.json"
     if not plan.exists():
         return None
-    d = Path(json.loads(plan.read_text())[name])
+    d = Path(json.loads(plan.read_text())["stages"][name])
     return d if d.is_absolute() else ROOT / d
 
 

@@ -184,3 +184,25 @@ def test_quickstart_with_its_teacher_served(tmp_path):
     assert len(traces) == 32 and all(t.teacher == "openai:serve:teacher" for t in traces)
     assert "serving" in (dirs["traces"] / "serve.log").read_text()
     assert "openai teacher: 32 new" in proc.stderr + proc.stdout
+
+
+def test_chat_quickstart_with_its_teacher_served_over_the_chat_api(tmp_path):
+    """The chat quickstart's teacher behind `reasondistill serve`: the `openai` teacher sends chat
+    messages to /v1/chat/completions, the server renders them with the model's own (ChatML) chat
+    template, and the traces keep the messages."""
+    runs = tmp_path / "runs"
+    teacher = ("{kind: openai, serve: {stage: teacher}, template: {kind: chat}, n: 1, temperature: 0.7, "
+               "max_tokens: 64, concurrency: 8}")  # fmt: skip
+    run_cli("run", "recipes/quickstart_chat.yaml", "--smoke", "--runs-dir", str(runs), f"stages.traces.teacher={teacher}")
+    dirs = stage_dirs(runs, "quickstart_chat-smoke")
+    assert all((d / "_COMPLETE").exists() for d in dirs.values())
+    traces = TraceStore(dirs["traces"] / "traces.jsonl").read()
+    assert len(traces) == 32 and all(t.teacher == "openai:serve:teacher" for t in traces)
+    assert all(t.prompt == [{"role": "user", "content": t.prompt[-1]["content"]}] for t in traces)
+    from transformers import AutoTokenizer
+
+    from reasondistill.models.tokenize import encode_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(dirs["teacher"] / "model"))
+    # The server's prompt is the training encoding of the same messages (usage counts its tokens).
+    assert all(t.usage["prompt_tokens"] == len(encode_prompt(tok, t.prompt)) for t in traces)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from reasondistill.config import StageContext
 from reasondistill.errors import ReasonDistillError
 from reasondistill.evaluate import bbh as bbh_eval
 from reasondistill.evaluate.bbh import (
@@ -23,7 +24,6 @@ from reasondistill.evaluate.bbh import (
     read_prompt_file,
 )
 from reasondistill.evaluate.generate import Generation
-from reasondistill.config import StageContext
 from reasondistill.tasks import build_task
 from reasondistill.tasks.bbh import load_bbh, verify_answer
 from tests.unit.helpers_tiny import tiny_tokenizer

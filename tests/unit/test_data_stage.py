@@ -127,7 +127,7 @@ def test_reasoning_gym_split_overrides_merge_deeply(tmp_path):
             {"config": {"digits": 0}},
             "task arithmetic: config.digits: Input should be greater than or equal to 1",
         ),
-        ({"config": {"digitz": 2}}, "task arithmetic: config.digitz: unknown key; allowed: digits, ops, terms"),
+        ({"config": {"digitz": 2}}, "task arithmetic: config.digitz: unknown key; did you mean `digits`? allowed: digits, ops, terms"),
         (
             {"splits": {"a": {"n": 5}, "b": {"n": 5, "config": {"terms": 1}}}},
             "task arithmetic: splits.b.config.terms: Input should be greater than or equal to 2",

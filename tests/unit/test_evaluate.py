@@ -138,3 +138,17 @@ def test_evaluate_stage(after_model, tok, tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.partial.jsonl"))
     with pytest.raises(ValueError):
         evaluate_stage.EvaluateConfig(kind="evaluate", model={"path": "m"}, data="data", splits=[])
+
+
+def test_evaluate_stage_refuses_a_model_trained_with_another_template(tmp_path):
+    from reasondistill.errors import ReasonDistillError
+    from reasondistill.traces.templates import write_template_record
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    write_template_record(model_dir, {"kind": "chat", "system": None})
+    cfg = evaluate_stage.EvaluateConfig(kind="evaluate", model={"path": str(model_dir)}, data="data", splits=["t"])
+    ctx = StageContext(name="ev", cfg=cfg, out_dir=tmp_path, coords={}, dirs={"data": tmp_path / "none"})
+    with pytest.raises(ReasonDistillError, match="evaluate stage 'ev': the model .* trained with template"):
+        evaluate_stage.load_inputs(cfg, ctx)  # before any data or weights are read

@@ -17,6 +17,7 @@ from reasondistill.traces.format import (
     render_prompt,
     split_completion,
 )
+from reasondistill.traces.templates import TEMPLATES, build_template, read_template_record
 
 # Pieces chosen to collide with the format's own markers, whitespace and non-ASCII.
 PIECES = [
@@ -130,14 +131,40 @@ def test_format_config_needs_exactly_one_input():
 
 def test_build_rows_names_bad_example_and_respects_max_rows():
     cfg = FormatConfig(kind="format", traces="g", placement="after", max_rows=2)
-    items = [
-        Item("e1", "Question: 1\n", "1", "r"),
-        Item("e2", "Question: 2\n", "2", "r"),
-        Item("e3", "Q", "3", "r"),
-    ]
+    items = [Item("e1", "1", "1", "r"), Item("e2", "2", "2", "r"), Item("e3", "3", "3", "r")]
     assert [r["example_id"] for r in build_rows(items, cfg)] == ["e1", "e2"]
+    assert build_rows(items, cfg)[0]["prompt"] == "Question: 1\n"
     with pytest.raises(ReasonDistillError, match="'e2'"):
-        build_rows([items[0], Item("e2", "Question: 2\n", "2", None)], cfg)
+        build_rows([items[0], Item("e2", "2", "2", None)], cfg)
     # placement none never needs a rationale
     none_cfg = FormatConfig(kind="format", traces="g", placement="none")
     assert build_rows([Item("e2", "Q", "2", None)], none_cfg)[0]["completion"] == "Answer: 2"
+
+
+@pytest.mark.parametrize("written", TEMPLATES.names())
+@pytest.mark.parametrize("wanted", TEMPLATES.names())
+def test_traces_written_under_one_template_are_rerendered_under_another(tmp_path, written, wanted):
+    """The question comes back from whatever template's prompt a teacher wrote (question_of), so a
+    chat-prompted teacher can teach a plain student and the other way round."""
+    src, dst = build_template(TEMPLATES.config(written)()), build_template(TEMPLATES.config(wanted)())
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    traces = [_trace(e).model_copy(update={"prompt": src.prompt(f"{e}?")}) for e in ("a", "b")]
+    write_jsonl_atomic(gen / "traces.jsonl", [t.model_dump() for t in traces])
+    cfg = FormatConfig(kind="format", traces="gen", placement="before", template={"kind": wanted})
+    summary = FormatStage().run(_ctx(tmp_path, cfg, {"gen": gen}))
+    rows = list(read_jsonl(tmp_path / "out" / "rows.jsonl"))
+    assert summary["template"] == wanted
+    assert rows[1] == {"prompt": dst.prompt("b?"), "completion": dst.completion("5", "because", "before"),
+                       "example_id": "b"}  # fmt: skip
+    assert read_template_record(tmp_path / "out") == cfg.template.model_dump(mode="json")
+
+
+def test_a_trace_prompt_no_template_made_is_named(tmp_path):
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    write_jsonl_atomic(gen / "traces.jsonl", [_trace("a").model_copy(update={"prompt": "Q: a\n"})])
+    cfg = FormatConfig(kind="format", traces="gen", placement="none")
+    with pytest.raises(ReasonDistillError, match="trace of 'a' \\(sample 0\\): no prompt template"):
+        FormatStage().run(_ctx(tmp_path, cfg, {"gen": gen}))
+    assert not (tmp_path / "out" / "rows.jsonl").exists()

@@ -1,4 +1,5 @@
-"""White-box KD (arXiv 2511.05184) through the training loop and the `kd` / `kd_cache` stages:
+"""White-box KD (arXiv 2511.05184) through the training loop, the `kd` objective of the `train`
+stage and the `kd_cache` stage:
 grad-accumulation invariance, cached vs online teacher, the packed codec, the fast bucket loss,
 and the start-up checks that stop a bad teacher/student/cache combination before training."""
 
@@ -21,13 +22,13 @@ from reasondistill.models.tiny import TinyModelSpec, build_tiny_model
 from reasondistill.models.tokenizer import train_tokenizer
 from reasondistill.records import write_jsonl_atomic
 from reasondistill.stages import StageContext
-from reasondistill.stages.kd import KDStage, KDStageConfig
 from reasondistill.stages.kd_cache import KDCacheConfig, KDCacheStage
+from reasondistill.stages.train import TrainStage, TrainStageConfig
 from reasondistill.tasks import build_task
 from reasondistill.traces.format import render_completion, render_prompt
 from reasondistill.train.batching import collate, encode_rows
-from reasondistill.train.config import SFTTrainConfig
-from reasondistill.train.sft import train_sft
+from reasondistill.train.config import TrainConfig
+from reasondistill.train.trainer import train_model
 from tests.unit.helpers_tiny import single_thread
 
 STUDENT = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=4)
@@ -62,10 +63,10 @@ def assert_same_weights(dir_a, dir_b) -> None:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=key)
 
 
-def cfg(**kw) -> SFTTrainConfig:
+def cfg(**kw) -> TrainConfig:
     base = dict(per_device_batch_size=8, max_steps=3, lr=3e-3, warmup_steps=0, save_every=0, seed=0,
                 progress_bar=False, max_length=64)  # fmt: skip
-    return SFTTrainConfig(**{**base, **kw})
+    return TrainConfig(**{**base, **kw})
 
 
 def test_kd_grad_accum_invariance_cached_and_online(tok, tmp_path):
@@ -80,7 +81,7 @@ def test_kd_grad_accum_invariance_cached_and_online(tok, tmp_path):
         for per_device, accum in ((8, 1), (4, 2)):
             objective = KDObjective(loss, len(tok), **kw)
             out = tmp_path / f"{path}{accum}"
-            states[accum] = train_sft(build_tiny_model(STUDENT, tok, seed=0), tok, rows,
+            states[accum] = train_model(build_tiny_model(STUDENT, tok, seed=0), tok, rows,
                                       cfg(per_device_batch_size=per_device, grad_accum=accum), out, objective)  # fmt: skip
         assert_same_weights(tmp_path / f"{path}1", tmp_path / f"{path}2")
         assert states[2]["final_grad_norm"] == pytest.approx(states[1]["final_grad_norm"], rel=1e-5)
@@ -96,7 +97,7 @@ def test_cache_holding_every_id_trains_like_the_online_teacher(tok, tmp_path):
     loss = KDLossConfig()
     runs = {}
     for name, kw in (("cached", {"cache": cache}), ("online", {"teacher": teacher})):
-        runs[name] = train_sft(build_tiny_model(STUDENT, tok, seed=0), tok, rows, cfg(), tmp_path / name,
+        runs[name] = train_model(build_tiny_model(STUDENT, tok, seed=0), tok, rows, cfg(), tmp_path / name,
                                KDObjective(loss, len(tok), **kw))  # fmt: skip
     # k = V: the cache is the full distribution up to fp16 storage of the log-probs. (Weights are
     # not compared: Adam's normalised steps turn tiny gradient differences into lr-sized ones.)
@@ -196,10 +197,13 @@ def cache_cfg(**kw) -> KDCacheConfig:
     return KDCacheConfig.model_validate({**base, **kw})
 
 
-def kd_cfg(**kw) -> KDStageConfig:
-    base = {"kind": "kd", "rows": "rows", "model": TINY, "train": TRAIN, "teacher": {"cache": "cache"},
-            "seed": 1}  # fmt: skip
-    return KDStageConfig.model_validate({**base, **kw})
+def kd_cfg(**kw) -> TrainStageConfig:
+    """A train stage with the kd objective; `teacher` and `loss` go into `objective`."""
+    objective = {"kind": "kd", "teacher": kw.pop("teacher", {"cache": "cache"})}
+    if "loss" in kw:
+        objective["loss"] = kw.pop("loss")
+    base = {"kind": "train", "rows": "rows", "model": TINY, "train": TRAIN, "objective": objective, "seed": 1}
+    return TrainStageConfig.model_validate({**base, **kw})
 
 
 def test_config_validation():
@@ -230,10 +234,11 @@ def test_cache_stage_resumes_then_kd_trains_from_it(dirs):
     for i in range(20):
         for a, b in zip(again.get(i), saved[i], strict=True):
             np.testing.assert_array_equal(a, b)
-    out = KDStage().run(ctx("student", kd_cfg(), dirs))
+    out = TrainStage().run(ctx("student", kd_cfg(), dirs))
     assert out["teacher"] == "cache" and out["steps"] == 2 and out["vocab_size"] == meta["vocab_size"]
+    assert out["objective"] == "kd" and out["kd_loss"] == "forward_kl"
     assert (dirs["student"] / "model" / "config.json").exists()
-    out = KDStage().run(ctx("online", kd_cfg(teacher={"model": {"stage": "teacher"}}), dirs))
+    out = TrainStage().run(ctx("online", kd_cfg(teacher={"model": {"stage": "teacher"}}), dirs))
     assert out["teacher"] == "online" and out["steps"] == 2 and np.isfinite(out["final_loss"])
 
 
@@ -243,12 +248,17 @@ def test_cache_stage_resumes_then_kd_trains_from_it(dirs):
         ({"loss": {"temperature": 2.0}}, "stores the teacher at temperature 1.0 but loss.temperature is 2.0"),
         ({"max_rows": 12}, "scored 20 rows at max_length 64, but this stage trains on 12 rows"),
         ({"rows": "rows_b"}, "was built from other token ids than stage 'rows_b'"),
+        (
+            {"rows": [{"stage": "rows"}, {"stage": "rows_b", "weight": 0.5}]},
+            r"kd_cache stage 'cache' scored the rows of one rows stage, so a cached teacher needs `rows` to be "
+            r"that one stage at weight 1 \(got rows x 1.0, rows_b x 0.5\)",
+        ),
     ],
 )
 def test_cache_mismatch_fails_before_training(dirs, kd_over, message):
     KDCacheStage().run(ctx("cache", cache_cfg(), dirs))
     with pytest.raises(ReasonDistillError, match=message):
-        KDStage().run(ctx("student", kd_cfg(**kd_over), dirs))
+        TrainStage().run(ctx("student", kd_cfg(**kd_over), dirs))
     assert not any(dirs["student"].iterdir())  # nothing written
 
 
@@ -260,7 +270,7 @@ def test_vocabulary_mismatch_names_both_and_writes_nothing(dirs, tok, teacher):
     other = train_tokenizer(["x"], vocab_size=16)  # the bare alphabet: fewer tokens, other ids
     other.save_pretrained(str(dirs["tok"] / "tokenizer"))
     with pytest.raises(ReasonDistillError) as e:
-        KDStage().run(ctx("student", kd_cfg(teacher=teacher), dirs))
+        TrainStage().run(ctx("student", kd_cfg(teacher=teacher), dirs))
     msg = str(e.value)
     assert "share one tokenizer" in msg and f"teacher vocabulary: {len(tok)} tokens" in msg
     assert f"student vocabulary: {len(other)} tokens" in msg and "\n" not in msg

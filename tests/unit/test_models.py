@@ -80,6 +80,42 @@ def test_tokenizer_save_load(tok, tmp_path):
     assert loaded.pad_token_id == tok.pad_token_id and loaded.mask_token == "<mask>"
 
 
+def test_chat_tokenizer_adds_chatml_on_top_and_plain_stays_as_it_was(tok, tmp_path):
+    chat = train_tokenizer(CORPUS, vocab_size=128, chat=True)
+    assert len(chat) == len(train_tokenizer(["system\nuser\nassistant\n", *CORPUS], vocab_size=128)) + 4
+    assert tok.chat_template is None and tok.eos_token == "</s>"  # plain: no chat template, ids unchanged
+    assert chat.eos_token == "<|im_end|>" and chat.convert_ids_to_tokens(len(chat) - 4) == "<|im_start|>"
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+3"}]
+    text = chat.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+3<|im_end|>\n<|im_start|>assistant\n"
+    ids = encode_prompt(chat, msgs)
+    assert ids.count(chat.convert_tokens_to_ids("<|im_start|>")) == 3 and ids[0] != chat.bos_token_id
+    think = "<think>\n2+3=5\n</think>\n\n5"
+    t_ids = chat(think, add_special_tokens=False)["input_ids"]
+    assert chat.convert_tokens_to_ids("<think>") in t_ids and chat.decode(t_ids, skip_special_tokens=True) == think
+    chat.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert encode_prompt(loaded, msgs) == ids and loaded.eos_token == "<|im_end|>"
+
+
+def test_tokenizer_stage_trains_for_its_template(tmp_path):
+    from reasondistill.records import write_jsonl_atomic
+    from reasondistill.stages.base import StageContext
+    from reasondistill.stages.tokenizer import TokenizerConfig, TokenizerStage
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl_atomic(data / "train.jsonl", [{"question": "2+3", "answer": "5", "rationale": "2+3=5"}])
+    for kind in ("plain", "chat"):
+        cfg = TokenizerConfig(kind="tokenizer", data="data", template={"kind": kind})
+        out = tmp_path / kind
+        out.mkdir()
+        TokenizerStage().run(StageContext(kind, cfg, out, {}, {"data": data}))
+        loaded = AutoTokenizer.from_pretrained(out / "tokenizer")
+        assert bool(loaded.chat_template) == (kind == "chat")
+    assert TokenizerConfig(kind="tokenizer", data="d").template.kind == "plain"
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_tiny_model_builds_saves_and_loads(tok, tmp_path, arch):
     spec = TinyModelSpec(arch=arch, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2)

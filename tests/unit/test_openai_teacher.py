@@ -18,6 +18,7 @@ from reasondistill.teachers.openai.http import RetryPolicy
 from reasondistill.teachers.openai.teacher import OpenAITeacher
 from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
+from reasondistill.traces.templates import build_template, question_from
 from tests.unit.helpers_tiny import examples, fake_verify
 
 KEY = "sk-unit-test-9f8e7d6c5b4a"
@@ -88,17 +89,23 @@ def test_registered_and_validated_by_the_generate_stage():
          "teacher": {"kind": "openai", "serve": {"stage": "teacher"}, "api": "completions"}}
     )  # fmt: skip
     assert cfg.teacher.serve.stage == "teacher"
+    assert (_cfg().api, _cfg(template={"kind": "chat"}).api, _cfg(template={"kind": "think"}).api) == (
+        "completions", "chat", "chat"
+    )  # the endpoint follows the template
     bad = [
         dict(serve={"stage": "t"}),  # both base_url and serve
         dict(base_url=None),  # neither
         dict(model=None),  # base_url without a model
         dict(temperature=0, n=2),  # greedy duplicates
-        dict(system_prompt="be brief", api="completions"),
+        dict(api="chat"),  # text prompts (template plain) do not go to the chat endpoint
+        dict(template={"kind": "chat"}, api="completions"),
         dict(base_url="ftp://x"),
     ]
     for over in bad:
         with pytest.raises(ValidationError):
             _cfg(**over)
+    with pytest.raises(ValidationError, match="system_prompt moved into the prompt template"):
+        _cfg(system_prompt="be brief")
     with pytest.raises(ValidationError) as e:
         _cfg(api_key_env=KEY)  # the key pasted where its variable's NAME belongs
     assert KEY not in str(e.value.errors()[0]["msg"])
@@ -118,9 +125,9 @@ def test_backoff_is_full_jitter_capped_and_honours_retry_after():
 def test_requests_carry_sampling_knobs_key_and_logprobs(tmp_path, monkeypatch, api):
     monkeypatch.setenv("RD_UNIT_KEY", KEY)
     server = FakeServer()
-    extra = {"system_prompt": "think step by step"} if api == "chat" else {}
-    _run(tmp_path, server, api=api, n=2, temperature=0.7, top_p=0.9, max_tokens=20, stop=["\n\n"],
-         top_logprobs=3, api_key_env="RD_UNIT_KEY", extra_body={"top_k": 5}, **extra)  # fmt: skip
+    template = {"kind": "chat", "system": "think step by step"} if api == "chat" else {"kind": "plain"}
+    _run(tmp_path, server, template=template, n=2, temperature=0.7, top_p=0.9, max_tokens=20, stop=["\n\n"],
+         top_logprobs=3, api_key_env="RD_UNIT_KEY", extra_body={"top_k": 5})  # fmt: skip
     assert len(server.calls) == 4  # samples grouped: one request with n=2 per example
     req, body = server.calls[0]
     assert req.headers["authorization"] == f"Bearer {KEY}"
@@ -129,7 +136,8 @@ def test_requests_carry_sampling_knobs_key_and_logprobs(tmp_path, monkeypatch, a
         "model": "m", "n": 2, "temperature": 0.7, "top_p": 0.9, "max_tokens": 20, "stop": ["\n\n"], "top_k": 5,
     }  # fmt: skip
     if api == "chat":
-        assert body["messages"][0] == {"role": "system", "content": "think step by step"}
+        assert body["messages"] == [{"role": "system", "content": "think step by step"},
+                                    {"role": "user", "content": examples(1)[0].question}]  # fmt: skip
         assert (body["logprobs"], body["top_logprobs"]) == (True, 3)
     else:
         assert body["prompt"] == render_prompt(examples(1)[0].question) and body["logprobs"] == 3
@@ -137,7 +145,9 @@ def test_requests_carry_sampling_knobs_key_and_logprobs(tmp_path, monkeypatch, a
     assert [(t.example_id, t.sample) for t in traces] == [(f"ex{i}", s) for i in range(4) for s in range(2)]
     t = traces[3]
     assert (t.answer, t.score, t.error, t.teacher) == ("2", 1.0, None, "openai:m")
-    assert t.prompt == render_prompt(examples(2)[1].question)  # the student's format, for either API
+    # The prompt as sent (a format stage re-renders it in the student's template).
+    sent = build_template(_cfg(template=template).template).prompt(examples(2)[1].question)
+    assert t.prompt == sent and question_from(t.prompt) == examples(2)[1].question
     assert t.logits_ref == "logprobs.jsonl"
     rows = [json.loads(x) for x in (tmp_path / "stage" / "logprobs.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and rows[0]["logprobs"][0] == {"token": "A", "logprob": -0.1, "top": [["A", -0.1]]}
@@ -273,3 +283,21 @@ def test_requests_spread_over_replicas(tmp_path):
     _run(tmp_path, server, n_examples=12, base_url=["http://r1/v1", "http://r2/v1"], concurrency=4)
     hosts = [req.url.host for req, _ in server.calls]
     assert hosts.count("r1") == hosts.count("r2") == 6
+
+
+def test_think_template_rebuilds_the_think_block_from_a_servers_reasoning_field(tmp_path):
+    """vLLM's and SGLang's reasoning parsers return the reasoning apart from the content; the think
+    template puts it back into its block, also when a rerun builds the trace from the cache."""
+
+    def split(call, request, body):
+        i = int(re.search(r"what is (\d+)", body["messages"][-1]["content"]).group(1))
+        msg = {"role": "assistant", "content": f"\n\n{2 * i}", "reasoning_content": f"\n{i} plus {i}\n"}
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": msg, "finish_reason": "stop"}]})
+
+    _run(tmp_path, FakeServer(split), n_examples=2, template={"kind": "think"})
+    t = _traces(tmp_path)[1]
+    assert (t.completion, t.rationale, t.answer, t.score) == ("<think>\n1 plus 1\n</think>\n\n2", "1 plus 1", "2", 1.0)
+    assert t.prompt == [{"role": "user", "content": examples(2)[1].question}]
+    silent = FakeServer(lambda *a: httpx.Response(500))
+    _run(tmp_path, silent, n_examples=2, sub="again", template={"kind": "think"})
+    assert not silent.calls and _traces(tmp_path, "again") == _traces(tmp_path)

@@ -154,8 +154,8 @@ def test_failed_stage_leaves_no_empty_dir_and_keeps_completed(tmp_path):
 @pytest.mark.parametrize(
     "stages, message",
     [
-        ({"a": {"kind": "t_src", "valu": 3}}, "stages.a.valu: unknown key; allowed: inner, kind, seed, value"),
-        ({"a": {"kind": "t_src", "inner": {"factr": 3}}}, "stages.a.inner.factr: unknown key; allowed: factor"),
+        ({"a": {"kind": "t_src", "valu": 3}}, "stages.a.valu: unknown key; did you mean `value`? allowed: inner, kind, seed, value"),
+        ({"a": {"kind": "t_src", "inner": {"factr": 3}}}, "stages.a.inner.factr: unknown key; did you mean `factor`? allowed: factor"),
         ({"a": {"kind": "t_src", "value": "many"}}, "stages.a.value: Input should be a valid integer"),
         ({"a": {"kind": "nope"}}, "stages.a.kind: unknown stage kind 'nope'; allowed:"),
         ({"a": {"value": 1}}, "stages.a.kind: missing; allowed:"),

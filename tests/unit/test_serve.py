@@ -10,6 +10,7 @@ import pytest
 
 from reasondistill.evaluate.generate import generate_batch
 from reasondistill.models.tokenize import encode_prompt
+from reasondistill.serve.app import APIError, chat_prompt_ids
 from reasondistill.serve.engine import Engine
 from reasondistill.serve.server import ServerThread
 from tests.unit.helpers_tiny import memorized_model, tiny_tokenizer
@@ -17,11 +18,20 @@ from tests.unit.helpers_tiny import memorized_model, tiny_tokenizer
 Q = "what is 2 + 3?"
 PROMPT = f"Question: {Q}\n"
 GOLD = "Reasoning: 2 plus 3 is 5\nAnswer: 5"
+# The served model's own chat template: it renders the last user turn as the text prompt the
+# model was trained on (so chat and completions requests meet the same ids), ignores system
+# turns, and refuses messages that do not end with the user's.
+CHAT_TEMPLATE = (
+    "{% if messages[-1]['role'] != 'user' %}{{ raise_exception('the last message must be the user turn') }}"
+    "{% endif %}{{ bos_token + 'Question: ' + messages[-1]['content'] + '\\n' }}"
+)
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return tiny_tokenizer()
+    t = tiny_tokenizer()
+    t.chat_template = CHAT_TEMPLATE
+    return t
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +86,7 @@ def test_logprobs_in_both_apis(http):
         "temperature": 0, "logprobs": True, "top_logprobs": 3, "max_tokens": 40,
     }).json()  # fmt: skip
     (c,) = chat["choices"]
-    # No chat template: the last user message is rendered as the toolkit's prompt.
+    # The chat template renders the last user message as the model's training prompt.
     assert c["message"] == {"role": "assistant", "content": GOLD}
     content = c["logprobs"]["content"]
     assert "".join(t["token"] for t in content) == GOLD
@@ -113,7 +123,16 @@ def test_errors_are_openai_shaped(http):
     r = http.post(
         "/chat/completions", json={"model": "tiny", "messages": [{"role": "system", "content": "x"}]}
     )
-    assert r.status_code == 400
+    assert r.status_code == 400 and "the last message must be the user turn" in r.json()["error"]["message"]
+
+
+def test_chat_prompts_use_the_models_chat_template_or_are_refused(tok):
+    msgs = [{"role": "user", "content": [{"type": "text", "text": Q}]}]  # a content-parts message
+    assert chat_prompt_ids(tok, msgs) == encode_prompt(tok, PROMPT)
+    bare = tiny_tokenizer()  # no chat template: chat requests cannot be rendered
+    with pytest.raises(APIError, match="has no chat template.*/v1/completions") as e:
+        chat_prompt_ids(bare, msgs)
+    assert e.value.status == 400
 
 
 def test_api_key_is_required_when_set(model, tok):

@@ -101,7 +101,7 @@ def test_unknown_task_lists_allowed():
         ({"digits": 0}, "task arithmetic: config.digits: Input should be greater than or equal to 1"),
         ({"terms": 1}, "task arithmetic: config.terms: Input should be greater than or equal to 2"),
         ({"ops": "*"}, "task arithmetic: config.ops: must be '+', '-' or '+-' (got '*')"),
-        ({"digit": 2}, "task arithmetic: config.digit: unknown key; allowed: digits, ops, terms"),
+        ({"digit": 2}, "task arithmetic: config.digit: unknown key; did you mean `digits`? allowed: digits, ops, terms"),
     ],
 )
 def test_arithmetic_bad_config_one_line(cfg, message):

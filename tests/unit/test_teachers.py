@@ -166,3 +166,29 @@ def test_generate_stage_hf_loads_model_source(tmp_path, monkeypatch, model, tok)
     summary = generate_stage.GenerateStage().run(ctx)
     assert summary["traces"] == 6 and summary["completion_tokens"] > 0
     assert loaded == [str(tmp_path / "sft" / "model")]
+
+
+@pytest.mark.parametrize("kind", ["chat", "think"])
+def test_program_teacher_writes_its_templates_prompt_and_text(tmp_path, kind):
+    exs = examples(2)
+    teacher = build_teacher(ProgramConfig(kind="program", template={"kind": kind}))
+    with TraceStore(tmp_path / "t.jsonl") as store:
+        teacher.generate(exs, store, fake_verify)
+    t = TraceStore(tmp_path / "t.jsonl").read()[1]
+    assert t.prompt == [{"role": "user", "content": exs[1].question}]
+    assert t.completion == teacher.template.render(exs[1].answer, exs[1].rationale, "before")
+    assert (t.rationale, t.answer, t.score) == (exs[1].rationale, exs[1].answer, 1.0)
+
+
+def test_hf_teacher_prompts_through_the_chat_template(tmp_path):
+    from reasondistill.models.tokenizer import train_tokenizer
+
+    chat_tok = train_tokenizer([e.question for e in examples(4)], 128, chat=True)
+    chat_model = tiny_model(chat_tok, seed=0)
+    exs = examples(3)
+    with TraceStore(tmp_path / "t.jsonl") as store:
+        _hf(chat_model, chat_tok, temperature=0.0, template={"kind": "chat"}).generate(exs, store, fake_verify)
+    msgs = [[{"role": "user", "content": e.question}] for e in exs]
+    expected = generate_batch(chat_model, chat_tok, [encode_prompt(chat_tok, m) for m in msgs], max_new_tokens=8)
+    traces = TraceStore(tmp_path / "t.jsonl").read()
+    assert [t.prompt for t in traces] == msgs and [t.completion for t in traces] == [g.text for g in expected]

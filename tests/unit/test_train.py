@@ -18,9 +18,9 @@ from reasondistill.models.tokenizer import train_tokenizer
 from reasondistill.train import loop
 from reasondistill.train.batching import BatchPlan, collate, encode_rows, micro_batches
 from reasondistill.train.checkpoint import find_checkpoint
-from reasondistill.train.config import SFTTrainConfig
+from reasondistill.train.config import TrainConfig
 from reasondistill.train.loss import nll_sum
-from reasondistill.train.sft import train_sft
+from reasondistill.train.trainer import train_model
 
 SPEC = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=4)
 
@@ -57,7 +57,7 @@ def tok():
     return train_tokenizer([r["prompt"] + r["completion"] for r in make_rows(200)], vocab_size=128)
 
 
-def cfg(**kw) -> SFTTrainConfig:
+def cfg(**kw) -> TrainConfig:
     base = dict(
         per_device_batch_size=8,
         max_steps=3,
@@ -67,7 +67,7 @@ def cfg(**kw) -> SFTTrainConfig:
         seed=0,
         progress_bar=False,
     )
-    return SFTTrainConfig(**{**base, **kw})
+    return TrainConfig(**{**base, **kw})
 
 
 def saved_weights(out_dir) -> dict[str, torch.Tensor]:
@@ -146,7 +146,7 @@ def test_grad_accum_invariance(tok, tmp_path):
     for per_device, accum in [(8, 1), (4, 2), (2, 4)]:
         c = cfg(per_device_batch_size=per_device, grad_accum=accum)
         model = build_tiny_model(SPEC, tok, seed=0)
-        states[accum] = train_sft(model, tok, rows, c, tmp_path / str(accum))
+        states[accum] = train_model(model, tok, rows, c, tmp_path / str(accum))
     a = saved_weights(tmp_path / "1")
     for accum in (2, 4):
         assert_same_weights(a, saved_weights(tmp_path / str(accum)), atol=1e-5, rtol=1e-4)
@@ -159,7 +159,7 @@ def test_grad_accum_invariance(tok, tmp_path):
 
 def test_outputs_and_learning(tok, tmp_path):
     rows = make_rows(64)
-    s = train_sft(
+    s = train_model(
         build_tiny_model(SPEC, tok, seed=0),
         tok,
         rows,
@@ -176,7 +176,7 @@ def test_outputs_and_learning(tok, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     loaded_tok = AutoTokenizer.from_pretrained(tmp_path / "model")
     assert model.config.vocab_size == len(loaded_tok)
-    again = train_sft(build_tiny_model(SPEC, tok, seed=0), tok, rows, cfg(max_steps=40), tmp_path)
+    again = train_model(build_tiny_model(SPEC, tok, seed=0), tok, rows, cfg(max_steps=40), tmp_path)
     assert again == s  # a finished run is not redone
 
 
@@ -195,7 +195,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tok, tmp_path, monkeypatch,
         m = build_tiny_model(SPEC, tok, seed=0)
         return apply_lora(m, LoraSpec(r=4, alpha=8, dropout=0.2), seed=0) if lora else m
 
-    train_sft(fresh(), tok, rows, c, tmp_path / "once")
+    train_model(fresh(), tok, rows, c, tmp_path / "once")
     real_save = loop.save_checkpoint
 
     def save_then_die(accelerator, out_dir, progress):
@@ -204,11 +204,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tok, tmp_path, monkeypatch,
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
-        train_sft(fresh(), tok, rows, c, tmp_path / "twice")
+        train_model(fresh(), tok, rows, c, tmp_path / "twice")
     monkeypatch.undo()
     assert find_checkpoint(tmp_path / "twice") == tmp_path / "twice" / "checkpoint"
     assert not (tmp_path / "twice" / "model").exists()
-    s = train_sft(fresh(), tok, rows, c, tmp_path / "twice")
+    s = train_model(fresh(), tok, rows, c, tmp_path / "twice")
     assert s["resumed_from"] == 5 and s["steps"] == 10
     assert_same_weights(saved_weights(tmp_path / "once"), saved_weights(tmp_path / "twice"))
     once = json.loads((tmp_path / "once" / "train_state.json").read_text())
@@ -219,7 +219,7 @@ def test_lora_trains_and_merged_model_loads_with_plain_transformers(tok, tmp_pat
     base = build_tiny_model(SPEC, tok, seed=0)
     init = {k: v.clone() for k, v in base.state_dict().items()}
     model = apply_lora(base, LoraSpec(r=4, alpha=8), seed=0)
-    s = train_sft(model, tok, make_rows(32), cfg(max_steps=5, lr=1e-2), tmp_path)
+    s = train_model(model, tok, make_rows(32), cfg(max_steps=5, lr=1e-2), tmp_path)
     assert 0 < s["trainable_params"] < s["params"]
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     merged = saved_weights(tmp_path)
@@ -239,7 +239,7 @@ def test_checkpoint_swap_leftovers(tmp_path):
 
 def test_bad_rows_fail_clearly(tok, tmp_path):
     with pytest.raises(ReasonDistillError, match="row 1 needs string 'prompt' and 'completion'"):
-        train_sft(
+        train_model(
             build_tiny_model(SPEC, tok),
             tok,
             [{"prompt": "a", "completion": "b"}, {"prompt": "a"}],
@@ -252,14 +252,14 @@ def test_launch_mismatch_fails_instead_of_training_twice(tok, tmp_path, monkeypa
     # e.g. torchrun on a CPU-only machine without ACCELERATE_USE_CPU: every process would be rank 0
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ReasonDistillError, match="launched as 2 processes but accelerate set up 1"):
-        train_sft(build_tiny_model(SPEC, tok), tok, make_rows(8), cfg(), tmp_path)
+        train_model(build_tiny_model(SPEC, tok), tok, make_rows(8), cfg(), tmp_path)
 
 
 def test_gradient_checkpointing_gives_the_same_weights(tok, tmp_path):
     rows = make_rows(32)
     for flag in (False, True):
         model = build_tiny_model(SPEC, tok, seed=0)
-        train_sft(model, tok, rows, cfg(gradient_checkpointing=flag), tmp_path / str(flag))
+        train_model(model, tok, rows, cfg(gradient_checkpointing=flag), tmp_path / str(flag))
     assert_same_weights(
         saved_weights(tmp_path / "False"), saved_weights(tmp_path / "True"), atol=1e-5, rtol=1e-4
     )

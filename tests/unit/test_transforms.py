@@ -12,7 +12,13 @@ from reasondistill.models.tokenizer import train_tokenizer
 from reasondistill.records import read_jsonl, write_jsonl_atomic
 from reasondistill.stages.base import StageContext
 from reasondistill.stages.format import FormatConfig, FormatStage, Item, build_rows
-from reasondistill.traces.format import PLACEMENTS, extract_answer, render_completion, split_completion
+from reasondistill.traces.format import (
+    PLACEMENTS,
+    extract_answer,
+    render_completion,
+    render_prompt,
+    split_completion,
+)
 from reasondistill.traces.transforms import (
     SCORERS,
     TRANSFORMS,
@@ -33,7 +39,7 @@ RATIONALES = [
     "",
     "Answer: 3 then\nmore lines\n  here Answer:",  # format markers: a reordering may start a line with them
 ]
-ITEMS = [RationaleItem(f"ex{i}", f"Question: q{i}?\n", str(i), r) for i, r in enumerate(RATIONALES)]
+ITEMS = [RationaleItem(f"ex{i}", f"q{i}?", str(i), r) for i, r in enumerate(RATIONALES)]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +115,7 @@ def test_word_shuffle_is_a_permutation_and_seeded_per_example():
     assert out != _cfg({"kind": "shuffle"}).apply(ITEMS, TransformEnv(seed=1))  # stage seed matters
     assert out != _cfg({"kind": "shuffle", "seed": 7}).apply(ITEMS, TransformEnv(seed=0))  # own seed wins
     # each example has its own stream: the same rationale under two ids is shuffled differently
-    twins = [RationaleItem(f"id{i}", "Q\n", "1", RATIONALES[2]) for i in range(4)]
+    twins = [RationaleItem(f"id{i}", "Q", "1", RATIONALES[2]) for i in range(4)]
     assert len(set(_cfg({"kind": "shuffle"}).apply(twins, TransformEnv(seed=0)))) > 1
 
 
@@ -179,7 +185,7 @@ def test_random_scorer_is_deterministic_for_a_seed():
 
 
 def test_tfidf_prefers_rare_pieces():
-    items = [RationaleItem(f"e{i}", "Q\n", "1", r) for i, r in enumerate(["the cat", "the dog", "the eel"])]
+    items = [RationaleItem(f"e{i}", "Q", "1", r) for i, r in enumerate(["the cat", "the dog", "the eel"])]
     pieces = [segment(it.rationale, "word") for it in items]
     scores = SCORERS.get("tfidf")().score(items, pieces, TransformEnv(seed=0), None)
     assert all(s[1] > s[0] for s in scores)  # "the" is in every rationale
@@ -208,7 +214,7 @@ def test_leave_one_out_matches_a_direct_computation(teacher_dir):
     it = ITEMS[2]
 
     def logp(r: str) -> float:
-        p = encode_prompt(tok, it.prompt)
+        p = encode_prompt(tok, render_prompt(it.question))
         head = tok(f"Reasoning: {r}\nAnswer:", add_special_tokens=False)["input_ids"]
         full = tok(render_completion(it.answer, r, "before"), add_special_tokens=False)["input_ids"]
         ids = torch.tensor([p + full])
@@ -276,7 +282,7 @@ def test_every_registered_transform_has_contract_examples():
 def test_transform_output_round_trips_through_every_placement(char_tok, name):
     rng = random.Random(0)
     rats = ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12))) for _ in range(300)]
-    items = [RationaleItem(f"r{i}", "Q\n", "42", r) for i, r in enumerate(rats) if "\nAnswer:" not in r]
+    items = [RationaleItem(f"r{i}", "Q", "42", r) for i, r in enumerate(rats) if "\nAnswer:" not in r]
     for extra in EXAMPLE_CONFIGS[name]:
         tok = {"tokenizer": {"path": char_tok}} if extra.get("level") == "token" else {}
         cfg = _cfg({"kind": name, **extra, **tok})
@@ -311,7 +317,7 @@ def test_format_stage_applies_transforms_and_writes_rationales(tmp_path):
     cfg = FormatConfig(kind="format", traces="gen", placement="after", missing_rationale="skip",
                        transforms=[{"kind": "key_tokens", "k": 2, "scorer": {"kind": "random"}}])
     summary = FormatStage().run(StageContext("fmt", cfg, out, {}, {"gen": gen}))
-    assert summary == {"rows": 2, "inputs": 3, "placement": "after", "transforms": ["key_tokens"]}
+    assert summary == {"rows": 2, "inputs": 3, "placement": "after", "template": "plain", "transforms": ["key_tokens"]}
     rows = list(read_jsonl(out / "rows.jsonl"))
     rats = list(read_jsonl(out / "rationales.jsonl"))
     assert [r["example_id"] for r in rows] == ["e0", "e2"]  # e1 has no rationale: skipped
@@ -322,9 +328,9 @@ def test_format_stage_applies_transforms_and_writes_rationales(tmp_path):
 
 def test_missing_rationale_fails_before_transforms_run():
     cfg = FormatConfig(kind="format", traces="g", placement="after",
-                       transforms=[{"kind": "key_tokens", "k": 1, "scorer": {"model": {"path": "/nonexistent"}}}])
+                       transforms=[{"kind": "key_tokens", "k": 1, "scorer": {"model": {"stage": "teacher"}}}])
     with pytest.raises(ReasonDistillError, match="'b'.*missing_rationale: skip"):
-        build_rows([Item("a", "Q\n", "1", "r"), Item("b", "Q\n", "2", None)], cfg)
+        build_rows([Item("a", "Q", "1", "r"), Item("b", "Q", "2", None)], cfg)
 
 
 def test_planner_records_a_scorer_teachers_dependency():
@@ -337,7 +343,7 @@ def test_planner_records_a_scorer_teachers_dependency():
         "data": {"kind": "data", "task": "arithmetic", "splits": {"pool": {"n": 4}}},
         "tok": {"kind": "tokenizer", "data": "data"},
         "rows0": {"kind": "format", "source": {"stage": "data", "split": "pool"}},
-        "teacher": {"kind": "sft", "rows": "rows0", "model": {"tiny": {}, "tokenizer": "tok"}},
+        "teacher": {"kind": "train", "rows": "rows0", "model": {"tiny": {}, "tokenizer": "tok"}},
         "rows": {"kind": "format", "source": {"stage": "data", "split": "pool"}, "placement": "after",
                  "matrix": {"arm": {"plain": {}, "key": {"transforms": [key]}}}},
     })

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reasondistill.config import ModelSource, StrictModel
 from reasondistill.teachers.base import TeacherConfig
+from reasondistill.traces.templates import build_template
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,13 +39,14 @@ class OpenAIConfig(TeacherConfig):
         None, description="instead of base_url: serve a local model for the stage"
     )
     model: str | None = Field(None, description="model id sent to the server (default with serve: its path)")
-    api: Literal["chat", "completions"] = Field(
-        "chat", description="chat: the question as a user message; completions: render_prompt(question)"
+    api: Literal["chat", "completions"] | None = Field(
+        None,
+        description="the endpoint; follows `template` (plain: /v1/completions; chat, think: "
+        "/v1/chat/completions, the server's chat template renders the turns); if given, must agree",
     )
     api_key_env: str | None = Field(
         None, description="NAME of the environment variable holding the API key (never the key itself)"
     )
-    system_prompt: str | None = Field(None, description="chat API only: a system message before the question")
     temperature: float = Field(1.0, ge=0, le=2, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(256, ge=1, description="completion tokens per sample")
@@ -94,6 +96,13 @@ class OpenAIConfig(TeacherConfig):
                 raise ValueError(f"{u!r} is not an http(s) URL")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "system_prompt" in data:
+            raise ValueError("system_prompt moved into the prompt template: template: {kind: chat, system: ...}")
+        return data
+
     @model_validator(mode="after")
     def _consistent(self):
         if (self.base_url is None) == (self.serve is None):
@@ -102,8 +111,14 @@ class OpenAIConfig(TeacherConfig):
             raise ValueError("`model` is required with `base_url` (the model id the server serves)")
         if self.temperature == 0 and self.n > 1:
             raise ValueError("temperature 0 (greedy) gives n identical samples; use n: 1 or temperature > 0")
-        if self.system_prompt is not None and self.api != "chat":
-            raise ValueError("system_prompt needs api: chat")
+        api = "chat" if build_template(self.template).chat else "completions"
+        if self.api is not None and self.api != api:
+            raise ValueError(
+                f"api: {self.api} does not fit template {self.template.kind!r}: text prompts go to "
+                "/v1/completions, chat messages to /v1/chat/completions; leave `api` out (it follows the "
+                "template) or set template: {kind: chat} for a chat model"
+            )
+        self.api = api
         return self
 
     @property

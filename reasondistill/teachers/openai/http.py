@@ -41,6 +41,10 @@ class Choice:
     text: str
     finish_reason: str | None
     logprobs: list[dict] | None  # [{"token", "logprob", "top": [[token, logprob], ...]}] or None
+    # A chat reply's reasoning, where the server splits it off the content (vLLM and SGLang
+    # reasoning parsers: `reasoning_content`, or `reasoning` in newer vLLM); the think template
+    # puts it back into its <think> block.
+    reasoning: str | None = None
 
 
 @dataclass
@@ -123,12 +127,18 @@ def parse_reply(body: Any, api: str, n: int) -> Reply:
         if not isinstance(c, dict):
             raise RequestFailed("malformed response: a choice is not an object", True)
         idx = c.get("index", pos)
-        text = (c.get("message") or {}).get("content") if api == "chat" else c.get("text")
+        msg = (c.get("message") or {}) if api == "chat" else {}
+        text = msg.get("content") if api == "chat" else c.get("text")
+        reasoning = next(
+            (r for r in (msg.get("reasoning_content"), msg.get("reasoning")) if isinstance(r, str)), None
+        )
+        if text is None and reasoning is not None:
+            text = ""  # stopped while still reasoning: the content never started
         if not isinstance(idx, int) or not 0 <= idx < n or choices[idx] is not None:
             raise RequestFailed(f"malformed response: bad choice index {idx!r}", True)
         if not isinstance(text, str):
             raise RequestFailed("malformed response: a choice has no text", True)
-        choices[idx] = Choice(text, c.get("finish_reason"), _logprobs(c.get("logprobs"), api))
+        choices[idx] = Choice(text, c.get("finish_reason"), _logprobs(c.get("logprobs"), api), reasoning)
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     usage = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
     return Reply(choices, usage)

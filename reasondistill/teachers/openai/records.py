@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from reasondistill.records import Example, JsonlAppender, read_jsonl, write_jsonl_atomic
 from reasondistill.teachers.openai.http import Reply, RequestFailed, scrub
 from reasondistill.teachers.openai.run import Request
-from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
 
 if TYPE_CHECKING:
@@ -56,15 +55,20 @@ class TraceWriter:
                 "prompt_tokens": reply.usage["prompt_tokens"],
                 "completion_tokens": reply.usage["completion_tokens"] // n,
             }
-            entries.append({"key": key, "example_id": ex.id, "sample": s, "text": c.text,
-                            "finish_reason": c.finish_reason, "usage": usage, "logprobs": c.logprobs})  # fmt: skip
+            entry = {"key": key, "example_id": ex.id, "sample": s, "text": c.text,
+                     "finish_reason": c.finish_reason, "usage": usage, "logprobs": c.logprobs}  # fmt: skip
+            if c.reasoning is not None:
+                entry["reasoning"] = c.reasoning
+            entries.append(entry)
         self.cache.put(entries)  # cache first: a kill right after still never re-sends this request
         for e in entries:
             self.trace(ex, e["sample"], e)
             self.new += 1
 
     def trace(self, ex: Example, sample: int, entry: dict) -> None:
-        fr, text = entry.get("finish_reason"), entry["text"]
+        template = self.t.template
+        text = template.assistant_text(entry["text"], entry.get("reasoning"))
+        fr = entry.get("finish_reason")
         error = None
         if fr == "length":
             error = f"truncated at max_tokens={self.t.cfg.max_tokens}"
@@ -79,7 +83,7 @@ class TraceWriter:
                 self._lp = self._lp or JsonlAppender(self.dir / LOGPROBS_FILE)
                 self._lp.write({"example_id": ex.id, "sample": sample, "logprobs": entry["logprobs"]})
                 self.lp_done.add((ex.id, sample))
-        prompt = render_prompt(ex.question)  # the student's prompt format, whichever API was used
+        prompt = template.prompt(ex.question)  # what was sent; a format stage re-renders it
         t = self.t.make_trace(
             ex, sample, prompt, text, self.verify, usage=entry["usage"], error=error, logits_ref=ref
         )

@@ -37,8 +37,8 @@ from reasondistill.teachers.openai.config import OpenAIConfig
 from reasondistill.teachers.openai.http import RetryPolicy, scrub
 from reasondistill.teachers.openai.records import FAILURES_FILE, TraceWriter, canonical_order
 from reasondistill.teachers.openai.run import Aborted, Request, Stats, dispatch
-from reasondistill.traces.format import render_prompt
 from reasondistill.traces.store import TraceStore
+from reasondistill.traces.templates import check_trained_template
 
 USAGE_FILE = "openai_usage.json"  # the stage's request / token / cost summary, over all its runs
 
@@ -69,6 +69,8 @@ class OpenAITeacher(Teacher):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
         api_key = self._api_key()
         model, stage_dir = self.model_id(), store.path.parent
+        if cfg.serve is not None:  # a model of this recipe: prompt it the way it was trained
+            check_trained_template(model, cfg.template, f"openai teacher {self.name!r}")
         cache = RequestCache(self._cache_path(stage_dir))
         out = TraceWriter(self, store, verify, cache, stage_dir, api_key)
         stats, todo, aborted = Stats(), [], None
@@ -117,10 +119,8 @@ class OpenAITeacher(Teacher):
 
     # -- requests ---------------------------------------------------------------------------
     def _input(self, ex: Example):
-        if self.cfg.api == "completions":
-            return render_prompt(ex.question)
-        msgs = [{"role": "system", "content": self.cfg.system_prompt}] if self.cfg.system_prompt else []
-        return msgs + [{"role": "user", "content": ex.question}]
+        """The prompt (completions) or messages (chat) of a request: the template's prompt."""
+        return self.template.prompt(ex.question)
 
     def _seed(self, ex: Example, sample: int) -> int | None:
         if self.cfg.seed is None:

@@ -40,7 +40,7 @@ def apply_transforms(
     """Each item's rationale after every transform, in list order (each sees the previous one's output)."""
     texts = [it.rationale for it in items]
     for t in transforms:
-        current = [RationaleItem(it.example_id, it.prompt, it.answer, r) for it, r in zip(items, texts, strict=True)]
+        current = [RationaleItem(it.example_id, it.question, it.answer, r) for it, r in zip(items, texts, strict=True)]
         texts = t.apply(current, env)
         if len(texts) != len(items):
             raise RuntimeError(f"transform {t.kind!r} returned {len(texts)} rationales for {len(items)} items")

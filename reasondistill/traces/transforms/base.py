@@ -60,7 +60,7 @@ class RationaleItem:
     """What a transform sees of one example: the (current) rationale and its context."""
 
     example_id: str
-    prompt: str  # the rendered prompt ("Question: ...\n")
+    question: str  # scorers render it with their teacher's prompt template
     answer: str
     rationale: str
 

@@ -8,7 +8,9 @@ how much each rationale piece supports the teacher's log-likelihood of the gold 
     log p_teacher(answer tokens | prompt, "Reasoning: " + rationale + "\\nAnswer: ")
 
 i.e. the teacher reads the rationale *before* the label, the order it was trained to write
-(traces/format.py, placement "before"); a rationale after the label could not influence it.
+(placement "before"); a rationale after the label could not influence it. Prompt and
+completion are rendered and tokenized by the teacher's own prompt template (`template`, the
+one it was trained with; for `think`, "<think>\\n" + rationale + "\\n</think>\\n\\n" + answer).
 Teacher tokens are mapped to the transform's pieces by character overlap, so the pieces may
 come from another tokenizer (the student's) or be words; a piece's score is the sum over the
 teacher tokens it overlaps.
@@ -22,8 +24,14 @@ from typing import Literal
 from pydantic import Field
 
 from reasondistill.config import ModelSource
-from reasondistill.models.tokenize import encode_prompt
-from reasondistill.traces.format import REASONING_PREFIX, render_completion
+from reasondistill.models.tokenize import encode_with_spans
+from reasondistill.traces.templates import (
+    Template,
+    TemplateConfig,
+    build_template,
+    check_trained_template,
+    template_field,
+)
 from reasondistill.traces.transforms.base import (
     SCORERS,
     ImportanceScorer,
@@ -42,17 +50,12 @@ class _Encoded:
     rat_spans: list[tuple[int, int]]  # ... and their character spans in the rationale
 
 
-def _encode_all(tok, items: list[RationaleItem], rationales: list[str]) -> list[_Encoded]:
-    comps = [render_completion(it.answer, r, "before") for it, r in zip(items, rationales, strict=True)]
-    encs = tok(comps, add_special_tokens=False, return_offsets_mapping=True)
-    prompts: dict[str, list[int]] = {}
-    r0 = len(REASONING_PREFIX) + 1
+def _encode_all(tok, template: Template, items: list[RationaleItem], rationales: list[str]) -> list[_Encoded]:
+    layouts = [template.layout(it.answer, r) for it, r in zip(items, rationales, strict=True)]
+    encs = encode_with_spans(tok, [template.prompt(it.question) for it in items], [t for t, _, _ in layouts])
     out = []
-    for it, r, comp, ids, offs in zip(items, rationales, comps, encs["input_ids"], encs["offset_mapping"], strict=True):
-        if it.prompt not in prompts:
-            prompts[it.prompt] = encode_prompt(tok, it.prompt)
-        p = prompts[it.prompt]
-        a0, r1 = len(comp) - len(it.answer), r0 + len(r)
+    for r, (_, r0, a0), (p, ids, offs) in zip(rationales, layouts, encs, strict=True):
+        r1 = r0 + len(r)
         ans = [len(p) + j for j, (s, e) in enumerate(offs) if e > a0 and e > s]
         rat = [(len(p) + j, (max(s, r0) - r0, min(e, r1) - r0)) for j, (s, e) in enumerate(offs) if s < r1 and e > r0]
         out.append(_Encoded(p + list(ids), ans, [q for q, _ in rat], [sp for _, sp in rat]))
@@ -106,7 +109,16 @@ def _to_pieces(p: Pieces, spans: list[tuple[int, int]], token_scores: list[float
 
 class _TeacherScorer(ImportanceScorer):
     model: ModelSource = Field(description="the teacher: {stage: <training stage>} or {path: <dir or hub id>}")
+    template: TemplateConfig = template_field("the prompt template the teacher was trained with")
     batch_size: int = Field(64, ge=1, description="sequences per forward pass")
+
+    def encode(self, env: TransformEnv, items: list[RationaleItem], rationales: list[str]):
+        """(teacher model, its encodings of the items with `rationales`), under its template."""
+        model, tok = env.teacher(self.model)
+        template = build_template(self.template)
+        check_trained_template(self.model.resolve(env.ctx), self.template, f"key-token scorer {self.kind!r}")
+        template.check_tokenizer(tok)
+        return model, _encode_all(tok, template, items, rationales)
 
 
 class SaliencyScorer(_TeacherScorer):
@@ -126,8 +138,7 @@ class SaliencyScorer(_TeacherScorer):
     ) -> list[list[float]]:
         import torch
 
-        model, tok = env.teacher(self.model)
-        encs = _encode_all(tok, items, [it.rationale for it in items])
+        model, encs = self.encode(env, items, [it.rationale for it in items])
         out: list[list[float]] = [[] for _ in items]
         params = [p.requires_grad for p in model.parameters()]
         model.requires_grad_(False)  # gradients w.r.t. the inputs only
@@ -163,7 +174,6 @@ class LeaveOneOutScorer(_TeacherScorer):
     ) -> list[list[float]]:
         import torch
 
-        model, tok = env.teacher(self.model)
         owners, variant_items, texts = [], [], []
         for n, (it, p) in enumerate(zip(items, pieces, strict=True)):
             drops = [safe_rationale(it.rationale[:s] + it.rationale[e:]) for s, e in p.spans]
@@ -171,7 +181,7 @@ class LeaveOneOutScorer(_TeacherScorer):
                 owners.append((n, j))
                 variant_items.append(it)
                 texts.append(text)
-        encs = _encode_all(tok, variant_items, texts)
+        model, encs = self.encode(env, variant_items, texts)
         lps = [0.0] * len(encs)
         with torch.inference_mode():
             for idx in _batches(encs, self.batch_size):

@@ -1,8 +1,9 @@
-"""train_sft: supervised fine-tuning on prompt/completion rows with accelerate.
+"""train_model: train a causal LM on training rows under any objective, with accelerate.
 
-One code path for 1 process and for `accelerate launch` (DDP; FSDP/DeepSpeed through
-accelerate's config). Our own loop rather than HF Trainer, so that batching, loss
-normalisation and resume are explicit (see batching.py, loop.py, checkpoint.py).
+One code path for every objective (objectives/: nll, kd, ...), for 1 process and for
+`accelerate launch` (DDP; FSDP/DeepSpeed through accelerate's config). Our own loop rather than
+HF Trainer, so that batching, loss normalisation and resume are explicit (see batching.py,
+loop.py, checkpoint.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from reasondistill.errors import ReasonDistillError
 from reasondistill.models.load import ensure_pad_token
 from reasondistill.models.tiny import count_parameters
 from reasondistill.records import write_json_atomic
-from reasondistill.train.batching import BatchPlan, encode_rows
+from reasondistill.train.batching import BatchPlan, encode_pairs, encode_rows
 from reasondistill.train.checkpoint import find_checkpoint, load_checkpoint, remove_checkpoint
-from reasondistill.train.config import SFTTrainConfig
-from reasondistill.train.loop import LoopState, Objective, sft_objective, train_steps
+from reasondistill.train.config import TrainConfig
+from reasondistill.train.loop import LoopState, train_steps
+from reasondistill.train.objectives import Objective
+from reasondistill.train.objectives.nll import NLL
 from reasondistill.train.progress import Progress
 from reasondistill.train.save import save_final
 
@@ -43,20 +46,21 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def train_sft(
+def train_model(
     model,
     tokenizer,
     rows: list[dict],
-    cfg: SFTTrainConfig,
+    cfg: TrainConfig,
     out_dir: Path,
     objective: Objective | None = None,
-    desc: str = "sft",
+    desc: str = "train",
 ) -> dict:
-    """Train `model` (a transformers causal LM, or a PEFT LoRA model) on TRL-style
-    {"prompt", "completion"} rows; loss on completion tokens only.
+    """Train `model` (a transformers causal LM, or a PEFT LoRA model) on TRL-style rows.
 
-    objective: the per-token loss summed over a micro-batch's completion tokens (train/loop.py
-    `Objective`); None is SFT's NLL. White-box KD passes kd.KDObjective. desc: progress-bar label.
+    objective: a built Objective (train/objectives/base.py); None is `nll` (SFT). Its `rows`
+    says how `rows` are encoded: {"prompt", "completion"} rows, or {"prompt", "chosen",
+    "rejected"} pairs (batch sizes then count pairs). White-box KD passes kd.KDObjective.
+    desc: progress-bar label.
 
     Writes out_dir/model (+ out_dir/adapter for LoRA), out_dir/logs (TensorBoard) and
     out_dir/train_state.json, which it returns. Resumes from out_dir/checkpoint if present;
@@ -76,10 +80,12 @@ def train_sft(
     seed = cfg.seed if cfg.seed is not None else 0
     set_seed(seed)
     ensure_pad_token(tokenizer, model)
-    encoded = encode_rows(tokenizer, rows, cfg.max_length)
+    objective = objective if objective is not None else NLL()
+    encode = encode_pairs if objective.rows == "preference" else encode_rows
+    encoded = encode(tokenizer, rows, cfg.max_length)
     world = accelerator.num_processes
     global_batch = cfg.per_device_batch_size * world * cfg.grad_accum
-    plan = BatchPlan([len(r.ids) for r in encoded], global_batch, seed, cfg.group_by_length, cfg.mega_batch)
+    plan = BatchPlan([r.length for r in encoded], global_batch, seed, cfg.group_by_length, cfg.mega_batch)
     total = cfg.max_steps or math.ceil(cfg.epochs * plan.steps_per_epoch)
     if cfg.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -104,7 +110,7 @@ def train_sft(
     start_tokens = state.tokens
     try:
         train_steps(accelerator, model, optimizer, scheduler, encoded, plan, cfg, total, state,
-                    tokenizer.pad_token_id, out_dir, progress, expect, objective or sft_objective)  # fmt: skip
+                    tokenizer.pad_token_id, out_dir, progress, expect, objective)  # fmt: skip
     finally:
         progress.close()
     elapsed = progress.elapsed
