@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Example, PreferenceRow, Trace, read_jsonl
+from reasondistill.records import Example, PreferenceRow, Trace, read_jsonl, read_records
 
 
 class Artifact(StrEnum):
@@ -59,12 +59,7 @@ def read_examples(stage_dir: Path, split: str, limit: int | None = None) -> list
         raise ReasonDistillError(
             f"no split {split!r} in {stage_dir}; available: {', '.join(present) or 'none'}"
         )
-    out: list[Example] = []
-    for row in read_jsonl(path):
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(Example.model_validate(row))
-    return out
+    return read_records(path, Example, limit=limit)
 
 
 def read_rows(stage_dir: Path, who: str, limit: int | None = None) -> list[dict]:
@@ -103,7 +98,7 @@ def read_traces(stage_dir: Path) -> list[Trace]:
     path = traces_file(stage_dir)
     if not path.is_file():
         raise ReasonDistillError(f"{stage_dir} holds no {TRACES_FILE}")
-    return [Trace.model_validate(r) for r in read_jsonl(path)]
+    return read_records(path, Trace)
 
 
 def model_dir(stage_dir: Path) -> Path:

@@ -21,18 +21,28 @@ from reasondistill.evaluate.bbh_cli import add_eval_parser, eval_main
 from reasondistill.explain import add_explain_parsers, explain_main
 from reasondistill.models.cli import add_models_parser, models_main
 from reasondistill.serve import add_serve_parser, serve_main
+from reasondistill.traces.style.cli import add_style_parser, style_main
 
 EXIT_BAD_INPUT = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one `error:` line (exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="reasondistill", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="reasondistill", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"reasondistill {reasondistill.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe (skips completed stages, resumes partial ones)")
     run.add_argument("recipe", help="path to a recipe YAML file")
     run.add_argument(
-        "overrides", nargs="*", help="optional key.sub=value overrides, e.g. stages.teacher.train.max_steps=50"
+        "overrides", nargs="*", default=[], help="optional key.sub=value overrides, e.g. stages.teacher.train.max_steps=50"
     )
     run.add_argument("--verify", action="store_true", help="check the sha256 of finished stages' outputs, not only sizes")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and stage plan; run nothing")
@@ -42,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list every registry: stage kinds, tasks, teachers, templates, objectives, ...")
     add_models_parser(sub)
     add_explain_parsers(sub)
+    add_style_parser(sub)
     add_serve_parser(sub)
     add_eval_parser(sub)
+    _add_verbose(sub)
     # Overrides may come before or after options; argparse alone stops collecting a
     # positional list at the first option, so pick up the rest here.
     args, extra = parser.parse_known_args(argv)
@@ -52,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if args.command == "run":
         args.overrides = list(args.overrides) + extra
-    _quiet_libraries()
+    setup_logging(args.verbose)
     try:
         if args.command == "run":
             return _run(args)
@@ -64,11 +76,16 @@ def main(argv: list[str] | None = None) -> int:
             return models_main(args)
         if args.command in ("show", "compare"):
             return explain_main(args)
+        if args.command == "style":
+            return style_main(args)
         return _list()
     except ReasonDistillError as e:
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `reasondistill list | head`: the reader left, nothing went wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python's own advice: no flush error at exit)
+        return 0
     except OSError as e:  # a file or directory the user named or owns: say which, no traceback
         where = f": {e.filename}" if e.filename else ""
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
@@ -156,21 +173,54 @@ _REGISTRY_MODULES = (
     "reasondistill.stages",
     "reasondistill.tasks",
     "reasondistill.teachers",
+    "reasondistill.traces.templates",
     "reasondistill.traces.transforms",
     "reasondistill.kd.losses",
     "reasondistill.train.objectives",
 )
 
 
-def _quiet_libraries() -> None:
-    # Our progress lines at INFO; libraries (accelerate's per-checkpoint chatter) at WARNING.
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("reasondistill").setLevel(logging.INFO)
+_VERBOSE_HELP = "show library logs, warnings and weight-loading bars (-vv: debug logs too)"
+
+
+def _add_verbose(subparsers) -> None:
+    """`-v` after the subcommand too (`reasondistill run R -v`), on every subcommand at any depth."""
+    seen: set[int] = set()
+    todo = list(subparsers.choices.values())
+    while todo:
+        p = todo.pop()
+        if id(p) in seen:  # aliases share a parser
+            continue
+        seen.add(id(p))
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+
+
+def setup_logging(verbose: int = 0) -> None:
+    """Our progress lines at INFO. By default library noise is hidden: accelerate's "Removed shared
+    tensor" warning at every checkpoint (tied embeddings, harmless), transformers' warnings and
+    its weight-loading bars. `-v` shows them all; `-vv` adds debug logs."""
+    logging.basicConfig(level=logging.WARNING if verbose < 2 else logging.DEBUG, format="%(message)s")
+    logging.getLogger("reasondistill").setLevel(logging.INFO if verbose < 2 else logging.DEBUG)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if verbose > 1 else "warning")
+        return
+    # Only accelerate's save helper: its one warning is the per-checkpoint shared-tensor note.
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     # Through the environment, not transformers.logging: importing transformers here would cost
-    # every command (a dry run, a rerun of finished stages) ~1 s it does not need.
+    # every command (a dry run, a rerun of finished stages) ~1 s it does not need. huggingface_hub
+    # reads the second when imported, and transformers takes its progress-bar switch from it.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (main() called in-process): tell it directly
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 if __name__ == "__main__":

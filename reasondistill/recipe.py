@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from reasondistill.config import StrictModel, format_validation_error
 from reasondistill.errors import RecipeError
+from reasondistill.records import read_text
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -94,14 +95,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, smoke: boo
     and runs go to `<name>-smoke` so smoke runs never mix with full-size ones.
     """
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"{path} is a directory, not a recipe file")
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
-    try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise RecipeError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping with `name` and `stages`")
     if "extends" in raw:
@@ -122,6 +120,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, smoke: boo
     return recipe, raw
 
 
+def _read_yaml(path: Path) -> Any:
+    """A recipe file's YAML; bad bytes or bad YAML name the file and the line."""
+    try:
+        return parse_yaml(read_text(path))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+
+
 def _extend(path: Path, raw: dict) -> dict:
     """A variant recipe: `extends: base.yaml` plus `overrides:` (dotted key -> whole new value).
 
@@ -132,7 +140,7 @@ def _extend(path: Path, raw: dict) -> dict:
     base_path = (path.parent / str(raw.pop("extends"))).resolve()
     if not base_path.is_file():
         raise RecipeError(f"{path}: extends: no such recipe {base_path}")
-    base = parse_yaml(base_path.read_text(encoding="utf-8"))
+    base = _read_yaml(base_path)
     if not isinstance(base, dict) or "extends" in base:
         raise RecipeError(f"{path}: extends: {base_path} must be a plain recipe (one level of extends)")
     overrides = raw.pop("overrides", None) or {}

@@ -10,9 +10,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from reasondistill.errors import ReasonDistillError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Demonstration(BaseModel):
@@ -81,14 +85,111 @@ class PreferenceRow(BaseModel):
         return self
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Yield the complete JSON lines of `path`; a torn last line (killed mid-write) is skipped."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                return  # torn write from a killed process: ignore, the writer repairs it
-            if line.strip():
-                yield json.loads(line)
+def read_lines(path: str | Path, who: str = "") -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line of `path`, its line end kept.
+
+    Lines are decoded one at a time, so a byte that is not UTF-8 fails naming the file and the
+    line (a text-mode file object would raise a bare UnicodeDecodeError from deep in a loop).
+    `who` prefixes the message ("task jsonl: ")."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ReasonDistillError(
+                    f"{who}{path}, line {lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                    f"{e.start + 1}); save the file as UTF-8"
+                ) from None
+
+
+def read_text(path: str | Path, who: str = "") -> str:
+    """The whole UTF-8 text of `path`; a byte that is not UTF-8 names the file and its line."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ReasonDistillError(
+            f"{who}{path}, line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def read_jsonl(path: str | Path, *, torn_tail_ok: bool = False) -> Iterator[dict]:
+    """Yield the JSON objects of `path`, one per line (blank lines skipped).
+
+    A line that is not a JSON object raises ReasonDistillError naming the file and the line; so
+    does a last line without its line end (a torn write: the file was cut short). Only a
+    resumable writer's own file (the TraceStore being appended, evaluate's partial predictions,
+    the openai teacher's records) passes `torn_tail_ok=True`: its torn last line is skipped, as
+    JsonlAppender truncates it when the writer reopens the file. A finished output never has one.
+    """
+    for _, row in _numbered(path, torn_tail_ok):
+        yield row
+
+
+def read_records(path: str | Path, cls: type[M], *, limit: int | None = None) -> list[M]:
+    """The first `limit` (None: all) rows of `path` validated as `cls`; a bad row names its line.
+
+    A large file (over 8 MB: ~10^4 traces and up, where validation takes seconds to minutes)
+    shows a progress bar: filtering or formatting a million traces is mostly this loop."""
+    out: list[M] = []
+    bar = _read_bar(Path(path), limit)
+    for lineno, row in _numbered(path, False):
+        if limit is not None and len(out) >= limit:
+            break
+        if bar is not None:
+            bar.update(1)
+        try:
+            out.append(cls.model_validate(row))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or cls.__name__
+            raise ReasonDistillError(
+                f"{path}, line {lineno}: not a valid {cls.__name__} row: {where}: {first['msg']}"
+            ) from None
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _read_bar(path: Path, limit: int | None):
+    if limit is not None or path.stat().st_size < 8 << 20:
+        return None
+    from reasondistill.progress import item_bar
+
+    with open(path, "rb") as f:  # counting lines reads ~1 GB/s: cheap next to validating them
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    return item_bar(lines, f"reading {path.parent.name}/{path.name}", "row")
+
+
+def _numbered(path: str | Path, torn_tail_ok: bool) -> Iterator[tuple[int, dict]]:
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        if not line.endswith("\n"):
+            if torn_tail_ok:
+                return  # a killed writer's last record: its writer rewrites it on resume
+            if not _is_object(line):
+                raise ReasonDistillError(
+                    f"{path}, line {lineno}: torn last line (the file ends mid-record: a write was cut "
+                    "short); rerun the stage that wrote it"
+                )
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ReasonDistillError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise ReasonDistillError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+        yield lineno, row
+
+
+def _is_object(line: str) -> bool:
+    """A complete JSON object on an unterminated last line (a hand-written file without a final
+    newline) is a whole record, not a torn one."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[dict | BaseModel]) -> int:

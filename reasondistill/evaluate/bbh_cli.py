@@ -65,16 +65,11 @@ def eval_main(args: argparse.Namespace) -> int:
 
 
 def _load(model_dir: str):
-    """(model, tokenizer) on the default device; any loading failure becomes one clear error."""
+    """(model, tokenizer) on the default device; load_model turns every loading failure into
+    one ReasonDistillError naming the directory."""
     from reasondistill.evaluate.generate import default_device
     from reasondistill.models.load import load_model
 
     if not Path(model_dir).is_dir():
         raise ReasonDistillError(f"model directory {model_dir!r} does not exist")
-    try:
-        return load_model(model_dir, device=default_device())
-    except ReasonDistillError:
-        raise
-    except Exception as e:  # corrupt weights, a tokenizer that will not parse, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ReasonDistillError(f"cannot load model {model_dir!r}: {first}") from None
+    return load_model(model_dir, device=default_device())

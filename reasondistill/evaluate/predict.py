@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reasondistill.evaluate.generate import generate_batch
+from reasondistill.progress import item_bar
 from reasondistill.records import Example, JsonlAppender, read_jsonl
 from reasondistill.traces.templates import Template
 from reasondistill.traces.templates.plain import PlainTemplate
@@ -47,8 +48,11 @@ def predict_split(
         raise ValueError(f"template {template.kind!r} has no label-first form")
     template.check_tokenizer(tokenizer)
     partial_path = Path(partial_path)
-    done = {r["example_id"]: r for r in read_jsonl(partial_path)} if partial_path.exists() else {}
-    with JsonlAppender(partial_path) as out:
+    # The partial file is this function's own, resumable: a torn last row is a killed write.
+    done = {r["example_id"]: r for r in read_jsonl(partial_path, torn_tail_ok=True)} if partial_path.exists() else {}
+    already = sum(ex.id in done for ex in examples)
+    bar = item_bar(len(examples), f"evaluate {split}", "example", initial=already)
+    with JsonlAppender(partial_path) as out, bar:
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
             if all(ex.id in done for ex in batch):
@@ -77,4 +81,5 @@ def predict_split(
                 }
                 out.write(row)
                 done[ex.id] = row
+                bar.update(1)
     return [done[ex.id] for ex in examples]

@@ -12,6 +12,7 @@ from reasondistill.errors import ReasonDistillError
 from reasondistill.kd.cache import LogitCache, LogitCacheWriter
 from reasondistill.kd.tail import sample_tail
 from reasondistill.kd.teacher import topk_logprobs
+from reasondistill.progress import item_bar
 from reasondistill.train.batching import EncodedRow, collate
 from reasondistill.train.loss import n_targets
 
@@ -72,6 +73,7 @@ def build_cache(
             tail_samples=tail_samples,
         ) as writer:
             todo = [i for i in range(len(rows)) if i not in writer]
+            bar = item_bar(len(rows), "kd_cache: scoring", "row", initial=len(rows) - len(todo))
             for start in range(0, len(todo), batch_size):
                 idx = todo[start : start + batch_size]
                 batch = collate([rows[i] for i in idx], pad_id)  # right padding: no effect on real positions
@@ -91,6 +93,8 @@ def build_cache(
                         gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
                         entry = (*entry, *sample_tail(row_logits, entry[0], tail_samples, temperature, gen))
                     writer.add(i, *entry)
+                bar.update(len(idx))
+            bar.close()
     finally:
         model.train(was_training)
     return LogitCache(out_dir)

@@ -31,8 +31,10 @@ def plot_accuracy(results: dict, path: str | Path) -> None:
                 continue
             xs.append(i + (j - (len(splits) - 1) / 2) * width)
             ys.append(k * v)
-            lo.append(0.0 if low is None else k * (v - low))
-            hi.append(0.0 if high is None else k * (high - v))
+            # max(0, .): a bound that misses the value only by float rounding (1e-18) must not
+            # become a negative error bar, which matplotlib refuses.
+            lo.append(0.0 if low is None else max(0.0, k * (v - low)))
+            hi.append(0.0 if high is None else max(0.0, k * (high - v)))
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=split)
     ax.set_xticks(range(len(evals)), [e["name"] for e in evals], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"{label} (95% CI)")

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from jinja2 import TemplateError
 
 from reasondistill.errors import ReasonDistillError
@@ -25,17 +25,21 @@ from reasondistill.serve.engine import Engine, GenParams
 from reasondistill.serve.protocol import (
     ChatRequest,
     CompletionRequest,
+    Unsupported,
     chat_body,
     completion_body,
     error_body,
     message_text,
 )
+from reasondistill.serve.stream import stream_events
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
+        self.status, self.message, self.kind, self.param = status, message, kind, param
 
 
 def build_app(engine: Engine, model_name: str, api_key: str | None = None) -> FastAPI:
@@ -51,13 +55,25 @@ def build_app(engine: Engine, model_name: str, api_key: str | None = None) -> Fa
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError) -> JSONResponse:
-        return JSONResponse(error_body(e.message, e.kind), status_code=e.status)
+        return JSONResponse(error_body(e.message, e.kind, param=e.param), status_code=e.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        # OpenAI answers 400 (FastAPI's default is 422), one line per problem.
-        msgs = [f"{'.'.join(str(x) for x in err['loc'][1:])}: {err['msg']}" for err in e.errors()]
-        return JSONResponse(error_body("; ".join(msgs)), status_code=400)
+        # OpenAI answers 400 (FastAPI's default is 422) and names the parameter in `param`.
+        msgs, params = [], []
+        for err in e.errors():
+            where = ".".join(str(x) for x in err["loc"][1:])
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, Unsupported):
+                msgs.append(str(cause))
+                params.append(cause.param)
+            elif err["type"] == "extra_forbidden":
+                msgs.append(f"unknown parameter {where!r}: reasondistill serve does not implement it")
+                params.append(where)
+            else:
+                msgs.append(f"{where}: {err['msg']}")
+                params.append(where)
+        return JSONResponse(error_body("; ".join(msgs), param=params[0] if params else None), status_code=400)
 
     @app.middleware("http")
     async def _auth(request: Request, call_next):
@@ -78,21 +94,25 @@ def build_app(engine: Engine, model_name: str, api_key: str | None = None) -> Fa
         card = {"id": model_name, "object": "model", "created": 0, "owned_by": "reasondistill"}
         return {"object": "list", "data": [card]}
 
-    @app.post("/v1/completions")
-    async def completions(req: CompletionRequest) -> dict:
+    @app.post("/v1/completions", response_model=None)
+    async def completions(req: CompletionRequest) -> dict | StreamingResponse:
         _check_model(req.model, model_name)
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         ids = [encode_prompt(engine.tokenizer, p) for p in prompts]
         params = _params(req, engine, ids, req.max_tokens, req.logprobs)
+        if req.stream:
+            return _streamed(engine, ids, req, params, "completions", model_name)
         outs = await _generate(engine, ids, req.n, params)
         return completion_body(model_name, outs, sum(map(len, ids)))
 
-    @app.post("/v1/chat/completions")
-    async def chat(req: ChatRequest) -> dict:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(req: ChatRequest) -> dict | StreamingResponse:
         _check_model(req.model, model_name)
         ids = [chat_prompt_ids(engine.tokenizer, req.messages)]
         top = (req.top_logprobs or 0) if req.logprobs else None
         params = _params(req, engine, ids, req.max_completion_tokens or req.max_tokens, top)
+        if req.stream:
+            return _streamed(engine, ids, req, params, "chat", model_name)
         outs = await _generate(engine, ids, req.n, params)
         return chat_body(model_name, outs, len(ids[0]))
 
@@ -132,6 +152,13 @@ def _params(req, engine: Engine, ids: list[list[int]], max_tokens: int | None, t
     if max_tokens is None:
         max_tokens = 1024
     return GenParams(max_tokens, req.temperature, req.top_p, tuple(s for s in req.stop if s), top, req.seed)
+
+
+def _streamed(engine: Engine, ids, req, params: GenParams, api: str, model: str) -> StreamingResponse:
+    """Every check has passed (a bad request got its 400 above): stream the answer as SSE."""
+    usage = req.stream_options is not None and req.stream_options.include_usage
+    events = stream_events(engine, ids, req.n, params, api=api, model=model, include_usage=usage)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 async def _generate(engine: Engine, ids: list[list[int]], n: int, params: GenParams):

@@ -6,7 +6,9 @@ run as one left-padded batch, each row stopping at its own `max_tokens` and stop
 Generation runs in a worker thread so the event loop keeps accepting requests meanwhile.
 
 A request with a `seed` runs alone: batch composition would otherwise change its random
-stream, and a seed promises the same sample every time.
+stream, and a seed promises the same sample every time. A streamed request (`stream: true`)
+shares its batch like any other: it gets each decode step's token through a callback
+(_RowStreamer), and stream.py turns those into text deltas.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
 
 from reasondistill.evaluate.generate import left_pad
 from reasondistill.models.tokenize import eos_ids
@@ -56,6 +60,8 @@ class _Job:
     params: GenParams
     future: asyncio.Future
     outputs: list[Output] = field(default_factory=list)
+    # Streaming: called from the generate thread with (row of this job, new token id) at every step.
+    on_token: Callable[[int, int], None] | None = None
 
     @property
     def rows(self) -> int:
@@ -84,6 +90,27 @@ class _RowDone(StoppingCriteria):
         return done
 
 
+class _RowStreamer(BaseStreamer):
+    """Hands each decode step's new token of every streaming row to its job's `on_token`.
+
+    transformers calls put() once with the prompt ids, then once per step with the [B] new
+    tokens (a row that already stopped gets the pad id: the consumer cuts at its own end)."""
+
+    def __init__(self, rows: list[tuple[Callable[[int, int], None], int] | None]) -> None:
+        self.rows, self.prompt_seen = rows, False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for token, row in zip(value.reshape(-1).tolist(), self.rows, strict=True):
+            if row is not None:
+                row[0](row[1], token)
+
+    def end(self) -> None:
+        pass
+
+
 class Engine:
     """Batched generation for one model. `await engine.generate(...)` from the server's event loop."""
 
@@ -110,11 +137,16 @@ class Engine:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def generate(self, prompts: list[list[int]], n: int, params: GenParams) -> list[Output]:
-        """n outputs per prompt, prompt-major (the samples of prompt i at [i * n, (i + 1) * n))."""
+    async def generate(
+        self, prompts: list[list[int]], n: int, params: GenParams, on_token: Callable[[int, int], None] | None = None
+    ) -> list[Output]:
+        """n outputs per prompt, prompt-major (the samples of prompt i at [i * n, (i + 1) * n)).
+
+        on_token(row, token_id): called from the generation thread at every decode step of each
+        of this request's rows (streaming); the returned Outputs stay the authoritative result."""
         if self._queue is None:
             raise RuntimeError("Engine.start() was not awaited")
-        job = _Job(prompts, n, params, asyncio.get_running_loop().create_future())
+        job = _Job(prompts, n, params, asyncio.get_running_loop().create_future(), on_token=on_token)
         self.stats["requests"] += 1
         await self._queue.put(job)
         return await job.future
@@ -143,18 +175,21 @@ class Engine:
 
     def run_jobs(self, jobs: list[_Job]) -> None:
         """Generate every row of `jobs` (same temperature/top-p/seed) in batches of max_batch_size."""
-        rows = [(j, p) for j in jobs for p in j.prompts for _ in range(j.n)]
+        rows = [(j, k, p) for j in jobs for k, p in enumerate(p for p in j.prompts for _ in range(j.n))]
         first = jobs[0].params
         for start in range(0, len(rows), self.max_batch_size):
             chunk = rows[start : start + self.max_batch_size]
             # A seeded request split over several chunks must not repeat its samples per chunk.
             shared = first if first.seed is None else replace(first, seed=first.seed + start)
-            outs = self._generate([p for _, p in chunk], [j.params for j, _ in chunk], shared)
-            for (j, _), out in zip(chunk, outs, strict=True):
+            streams = [(j.on_token, k) if j.on_token is not None else None for j, k, _ in chunk]
+            outs = self._generate([p for _, _, p in chunk], [j.params for j, _, _ in chunk], shared, streams)
+            for (j, _, _), out in zip(chunk, outs, strict=True):
                 j.outputs.append(out)
 
     @torch.inference_mode()
-    def _generate(self, prompts: list[list[int]], params: list[GenParams], shared: GenParams) -> list[Output]:
+    def _generate(
+        self, prompts: list[list[int]], params: list[GenParams], shared: GenParams, streams: list | None = None
+    ) -> list[Output]:
         self.stats["generate_calls"] += 1
         self.stats["rows"] += len(prompts)
         device = self.model.device
@@ -184,6 +219,7 @@ class Engine:
                 use_cache=True,
                 return_dict_in_generate=True,
                 output_logits=want_lp,
+                streamer=_RowStreamer(streams) if streams and any(streams) else None,
                 **knobs,
             )
         new = out.sequences[:, width:]

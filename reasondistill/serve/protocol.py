@@ -1,8 +1,10 @@
 """OpenAI API request schemas and response bodies (the subset `serve` implements).
 
-Requests ignore fields they do not know (clients send many optional ones, e.g.
-`presence_penalty: 0`); fields that would change the answer and are unsupported
-(`stream`, `echo`, `best_of` > n) are rejected with a 400 instead of being silently ignored.
+Nothing a client asks for is silently ignored: an unknown field, or an OpenAI parameter `serve`
+does not implement (`tools`, `best_of` > n, `logit_bias`, penalties, `response_format`, ...), is
+answered with a 400 naming it. Such parameters are still accepted at their neutral value
+(`presence_penalty: 0`, `tools: []`, `best_of` equal to n), which clients often send and which
+asks for nothing `serve` would not do anyway. `user` is metadata and accepted as is.
 """
 
 from __future__ import annotations
@@ -11,13 +13,48 @@ import time
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reasondistill.serve.engine import Output
 
+# OpenAI parameters `serve` does not implement -> the values that ask for nothing (accepted).
+NEUTRAL: dict[str, tuple] = {
+    "presence_penalty": (0, 0.0),
+    "frequency_penalty": (0, 0.0),
+    "logit_bias": ({},),
+    "tools": ([],),
+    "tool_choice": ("none",),
+    "functions": ([],),
+    "function_call": ("none",),
+    "parallel_tool_calls": (False, True),  # with no tools it asks for nothing
+    "response_format": ({"type": "text"},),
+    "suffix": ("",),
+    "echo": (False,),
+    "store": (False,),
+    "audio": (),
+    "modalities": (["text"],),
+    "prediction": (),
+    "reasoning_effort": (),
+    "web_search_options": (),
+    "service_tier": ("auto", "default"),
+}
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False  # a last chunk with the usage, and no choices (OpenAI's layout)
+
+
+class Unsupported(ValueError):
+    """A request parameter `serve` does not implement; `param` names it in the 400 answer."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 class _Sampling(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     model: str
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -25,32 +62,49 @@ class _Sampling(BaseModel):
     stop: list[str] = Field(default_factory=list, max_length=16)
     seed: int | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None  # metadata: changes no answer
+    metadata: dict[str, str] | None = None  # metadata too (OpenAI's stored-completion tags)
 
     @field_validator("stop", mode="before")
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [] if v is None else [v] if isinstance(v, str) else v
 
-    @field_validator("stream")
+    @model_validator(mode="before")
     @classmethod
-    def _no_stream(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("stream is not supported by reasondistill serve")
-        return v
+    def _unimplemented(cls, data: Any) -> Any:
+        """Known OpenAI parameters `serve` does not implement: accepted only at their neutral value."""
+        if isinstance(data, dict):
+            for name, neutral in NEUTRAL.items():
+                if name in data and data[name] is not None and data[name] not in neutral:
+                    raise Unsupported(name, f"{name}={data[name]!r} is not supported by reasondistill serve"
+                                      + (f" (accepted: {', '.join(map(repr, neutral))})" if neutral else ""))  # fmt: skip
+            return {k: v for k, v in data.items() if k not in NEUTRAL}
+        return data
+
+    @model_validator(mode="after")
+    def _stream_knobs(self):
+        if self.stream_options is not None and not self.stream:
+            raise Unsupported("stream_options", "stream_options: only with stream: true")
+        if self.stream and self.logprobs not in (None, False):
+            raise Unsupported("logprobs", "logprobs with stream: true is not supported by reasondistill serve")
+        return self
 
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for the completions API
     logprobs: int | None = Field(None, ge=0, le=20)
-    echo: bool = False
+    best_of: int | None = Field(None, ge=1)
 
-    @field_validator("echo")
-    @classmethod
-    def _no_echo(cls, v: bool) -> bool:
-        if v:
-            raise ValueError("echo is not supported by reasondistill serve")
-        return v
+    @model_validator(mode="after")
+    def _best_of(self):
+        # best_of samples best_of and returns the n with the highest log-prob: with best_of == n
+        # there is nothing to choose, anything else would need a selection `serve` does not make.
+        if self.best_of is not None and self.best_of != self.n:
+            raise Unsupported("best_of", f"best_of={self.best_of} is not supported by reasondistill serve (only best_of == n)")
+        return self
 
 
 class ChatRequest(_Sampling):
@@ -134,5 +188,7 @@ def chat_body(model: str, outs: list[Output], prompt_tokens: int) -> dict:
     }
 
 
-def error_body(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def error_body(
+    message: str, kind: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

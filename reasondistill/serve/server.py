@@ -7,6 +7,7 @@ process that launched us (teachers/openai/serve.py).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -34,7 +35,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn(app, log_level: str, access_log: bool) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, timeout_keep_alive=30)
+    config = uvicorn.Config(app, log_level=log_level.lower(), access_log=access_log, timeout_keep_alive=30)
+    if access_log:
+        # uvicorn gives its access logger the --log-level (default warning here), but it logs
+        # every request at INFO: --access-log would print nothing unless raised to INFO too.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     return uvicorn.Server(config)
 
 
@@ -85,11 +90,13 @@ class ServerThread:
     with ServerThread(engine, "tiny") as srv: use srv.base_url ("http://127.0.0.1:PORT/v1").
     """
 
-    def __init__(self, engine: Engine, model_name: str, api_key: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self, engine: Engine, model_name: str, api_key: str | None = None, port: int = 0, access_log: bool = False
+    ) -> None:
         self.sock = bind("127.0.0.1", port)
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.server = _uvicorn(build_app(engine, model_name, api_key), "warning", False)
+        self.server = _uvicorn(build_app(engine, model_name, api_key), "warning", access_log)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> ServerThread:

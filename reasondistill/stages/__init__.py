@@ -9,7 +9,10 @@ from reasondistill.stages import (  # noqa: F401  (imported for their registrati
     generate,
     kd_cache,
     report,
+    style_analyze,
+    style_sets,
     tokenizer,
+    traces_file,
     train,
 )
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext

@@ -52,6 +52,7 @@ class BBHEvalStage(Stage):
     def run(self, ctx: StageContext) -> dict:
         from reasondistill.evaluate.bbh import evaluate_bbh, find_prompts
         from reasondistill.evaluate.generate import default_device
+        from reasondistill.evaluate.metrics import log_metrics, trained_steps
         from reasondistill.models.load import load_model
         from reasondistill.tasks.bbh import load_bbh
 
@@ -69,6 +70,8 @@ class BBHEvalStage(Stage):
         average = {k: v for k, v in results["average"].items() if k != "micro"}
         write_jsonl_atomic(ctx.out_dir / PREDICTIONS_FILE, results["predictions"])
         write_json_atomic(ctx.out_dir / METRICS_FILE, {**results["tasks"], "average": average})
+        steps = trained_steps(cfg.model.resolve(ctx)) if cfg.model.stage else 0
+        log_metrics(ctx.out_dir, {**results["tasks"], "average": average}, steps, prefix="bbh")
         return {"tasks": len(results["tasks"]), "accuracy": average["accuracy"], "prompts_truncated": truncated}
 
 

@@ -86,7 +86,9 @@ class DataConfig(StageConfig):
             except ReasonDistillError as e:
                 raise ValueError(str(e)) from None
         for split, spec in self.splits.items():
-            if spec.n is None and TASKS.get(self.task).procedural:
+            # Built per split: whether a task is an endless stream can depend on its config (the
+            # ReDis tasks read a file when given `path`, and generate otherwise).
+            if spec.n is None and build_task(self.task, self.split_config(split)).procedural:
                 raise ValueError(f"splits.{split}.n: required for procedural task {self.task!r}")
         return self
 

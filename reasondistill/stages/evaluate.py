@@ -6,7 +6,8 @@ against it before anything is read or generated.
 
 Output: out_dir/predictions.jsonl (one row per example and split) and out_dir/metrics.json
 {split: {n, correct, accuracy, ci_low, ci_high, mean_generated_tokens}}, both written
-atomically at the end; per-split partial files let a killed run resume.
+atomically at the end, and the metrics as TensorBoard scalars in out_dir/logs (at the evaluated
+model's training step); per-split partial files let a killed run resume.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class EvaluateStage(Stage):
         return [(("splits", i), str(cfg.data), s) for i, s in enumerate(cfg.splits)]
 
     def run(self, ctx: StageContext) -> dict:
-        from reasondistill.evaluate.metrics import accuracy_summary
+        from reasondistill.evaluate.metrics import accuracy_summary, log_metrics, trained_steps
         from reasondistill.evaluate.predict import predict_split
 
         cfg: EvaluateConfig = ctx.cfg
@@ -108,6 +109,7 @@ class EvaluateStage(Stage):
             rows.extend(preds)
         write_jsonl_atomic(ctx.out_dir / PREDICTIONS_FILE, rows)
         write_json_atomic(ctx.out_dir / METRICS_FILE, metrics)
+        log_metrics(ctx.out_dir, metrics, trained_steps(cfg.model.resolve(ctx)) if cfg.model.stage else 0)
         for split in splits:
             (ctx.out_dir / f"predictions.{split}.partial.jsonl").unlink(missing_ok=True)
         return {s: {"accuracy": m["accuracy"], "n": m["n"]} for s, m in metrics.items()}

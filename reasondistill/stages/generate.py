@@ -49,6 +49,7 @@ class GenerateStage(Stage):
 
         with TraceStore(traces_file(ctx.out_dir)) as store:
             before = len(store.done())
+            store.track(len(examples) * cfg.teacher.n, f"{ctx.name}: generate")
             teacher.generate(examples, store, verify)
             traces = store.read()
         ctx.log.info("%s: %d traces (%d new)", ctx.name, len(traces), len(traces) - before)

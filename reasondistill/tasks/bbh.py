@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Example
+from reasondistill.records import Example, read_text
 from reasondistill.tasks.base import TASKS, Task, TaskConfig
 from reasondistill.tasks.jsonl import normalize_answer
 
@@ -42,8 +42,8 @@ def task_files(path: str | Path) -> list[Path]:
 def read_task_file(path: Path) -> list[dict[str, str]]:
     """The examples of one BBH task file; raises ReasonDistillError naming the file and the problem."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(read_text(path, who="BBH task file "))
+    except json.JSONDecodeError as e:
         raise ReasonDistillError(f"BBH task file {path}: not valid JSON ({e})") from None
     examples = data.get("examples") if isinstance(data, dict) else None
     if not isinstance(examples, list) or not examples:

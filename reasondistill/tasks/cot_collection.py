@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Example
+from reasondistill.records import Example, read_lines, read_text
 from reasondistill.tasks.base import TASKS, Task, TaskConfig
 from reasondistill.tasks.jsonl import normalize_answer
 
@@ -39,19 +39,18 @@ class CoTCollectionConfig(TaskConfig):
 def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, raw row) for every row of the file, in file order."""
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"line {lineno}", json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ReasonDistillError(
-                        f"task cot_collection: {path}, line {lineno}: invalid JSON ({e.msg})"
-                    ) from None
+        for lineno, line in read_lines(path, who="task cot_collection: "):
+            if not line.strip():
+                continue
+            try:
+                yield f"line {lineno}", json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ReasonDistillError(
+                    f"task cot_collection: {path}, line {lineno}: invalid JSON ({e.msg})"
+                ) from None
         return
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path, who="task cot_collection: "))
     except json.JSONDecodeError as e:
         raise ReasonDistillError(f"task cot_collection: {path}: invalid JSON ({e})") from None
     if isinstance(data, dict):  # the released format: {id: row}

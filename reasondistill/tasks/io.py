@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Example, read_jsonl, write_json_atomic
+from reasondistill.records import Example, read_records, read_text, write_json_atomic
 from reasondistill.tasks.base import Task, build_task
 
 TASK_FILE = "task.json"
@@ -30,14 +30,18 @@ def load_task(data_dir: Path, split: str | None = None) -> Task:
     path = Path(data_dir) / TASK_FILE
     if not path.is_file():
         raise ReasonDistillError(f"no {TASK_FILE} in {data_dir}: not the output of a data stage")
-    spec = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        spec = json.loads(read_text(path))
+        name = spec["name"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ReasonDistillError(f"{path}: not a task file a data stage wrote ({type(e).__name__}: {e})") from None
     config = spec.get("config") or {}
     if split is not None:
         splits = spec.get("splits", {})
         if split not in splits:
             raise ReasonDistillError(f"{path}: no split {split!r}; available: {', '.join(splits)}")
         config = splits[split]["config"]
-    return build_task(spec["name"], config)
+    return build_task(name, config)
 
 
 def available_splits(data_dir: Path) -> list[str]:
@@ -52,9 +56,4 @@ def load_examples(data_dir: Path, split: str, limit: int | None = None) -> list[
         raise ReasonDistillError(
             f"no split {split!r} in {data_dir}; available: {', '.join(available_splits(data_dir)) or 'none'}"
         )
-    out: list[Example] = []
-    for row in read_jsonl(path):
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(Example.model_validate(row))
-    return out
+    return read_records(path, Example, limit=limit)

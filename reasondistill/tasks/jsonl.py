@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Example
+from reasondistill.records import Example, read_lines
 from reasondistill.tasks.base import TASKS, Task, TaskConfig
 
 _CALC_ANNOTATION = re.compile(r"<<[^<>]*>>")
@@ -88,14 +88,13 @@ class JsonlTask(Task):
         if not path.is_file():
             raise ReasonDistillError(f"task jsonl: config.path: no such file: {path}")
         rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue  # blank lines (e.g. a trailing one) are not rows
-                try:
-                    rows.append((lineno, *self._parse(line)))
-                except ValueError as e:
-                    raise ReasonDistillError(f"task jsonl: {path}, line {lineno}: {e}") from None
+        for lineno, line in read_lines(path, who="task jsonl: "):  # a non-UTF-8 byte names its line
+            if not line.strip():
+                continue  # blank lines (e.g. a trailing one) are not rows
+            try:
+                rows.append((lineno, *self._parse(line)))
+            except ValueError as e:
+                raise ReasonDistillError(f"task jsonl: {path}, line {lineno}: {e}") from None
         if not rows:
             raise ReasonDistillError(f"task jsonl: {path}: no rows")
         self._rows = rows

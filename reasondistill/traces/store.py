@@ -23,12 +23,21 @@ class TraceStore:
         self.path = Path(path)
         self._done: set[Key] = {(t.example_id, t.sample) for t in self.read()}
         self._appender: JsonlAppender | None = None
+        self._bar = None
+
+    def track(self, total: int, desc: str) -> None:
+        """Show a progress bar (traces/s, ETA) of `total` traces as appends arrive. Every teacher
+        writes through the store, so this one seam covers them all (hf, openai, program)."""
+        from reasondistill.progress import item_bar
+
+        self._bar = item_bar(total, desc, "trace", initial=min(len(self._done), total))
 
     def read(self) -> list[Trace]:
-        """All complete traces on disk, in file order (a torn last line is ignored)."""
+        """All complete traces on disk, in file order. A torn last line (this store's writer was
+        killed mid-record) is ignored: the next append truncates it and rewrites the record."""
         if not self.path.exists():
             return []
-        return [Trace.model_validate(row) for row in read_jsonl(self.path)]
+        return [Trace.model_validate(row) for row in read_jsonl(self.path, torn_tail_ok=True)]
 
     def done(self) -> set[Key]:
         """The (example_id, sample) pairs already stored."""
@@ -51,9 +60,14 @@ class TraceStore:
             self._appender.write(t)
             self._done.add(key)
             n += 1
+        if self._bar is not None and n:
+            self._bar.update(n)
         return n
 
     def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         if self._appender is not None:
             self._appender.close()
             self._appender = None

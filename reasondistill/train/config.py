@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from reasondistill.config import StrictModel
+
+# The trackers accelerate supports (accelerate.tracking.LOGGER_TYPE_TO_CLASS) and the module each
+# needs. Listed here, not read from accelerate, because planning a recipe must not import torch.
+TRACKERS = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "comet_ml": "comet_ml",
+    "aim": "aim",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+    "trackio": "trackio",
+}
 
 
 class TrainConfig(StrictModel):
@@ -42,5 +57,25 @@ class TrainConfig(StrictModel):
     )
     save_every: int = Field(200, ge=0, description="checkpoint every N steps (0: never); resume uses it")
     keep_checkpoint: bool = Field(False, description="keep out_dir/checkpoint after the final model is saved")
-    log_every: int = Field(10, gt=0, description="TensorBoard/progress-bar loss every N steps")
+    log_every: int = Field(10, gt=0, description="tracker/progress-bar loss every N steps")
     progress_bar: bool = True
+    report_to: list[str] = Field(
+        ["tensorboard"],
+        description="experiment trackers (accelerate's): tensorboard (out_dir/logs), wandb, mlflow, comet_ml, "
+        "aim, clearml, dvclive, swanlab, trackio; [] for none",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, v: list[str]) -> list[str]:
+        """Known and installed, checked when the recipe is planned: a missing package would
+        otherwise surface only once a long run reaches its training stage (or never: accelerate
+        skips unavailable trackers silently)."""
+        for name in v:
+            if name not in TRACKERS:
+                raise ValueError(f"unknown tracker {name!r}; accelerate supports: {', '.join(TRACKERS)}")
+            if importlib.util.find_spec(TRACKERS[name]) is None:
+                raise ValueError(f"tracker {name!r} needs the {TRACKERS[name]!r} package: pip install {name}")
+        if len(set(v)) != len(v):
+            raise ValueError("a tracker is listed twice")
+        return v

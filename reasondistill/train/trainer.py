@@ -62,7 +62,8 @@ def train_model(
     "rejected"} pairs (batch sizes then count pairs). White-box KD passes kd.KDObjective.
     desc: progress-bar label.
 
-    Writes out_dir/model (+ out_dir/adapter for LoRA), out_dir/logs (TensorBoard) and
+    Writes out_dir/model (+ out_dir/adapter for LoRA), the `cfg.report_to` trackers' logs
+    (TensorBoard: out_dir/logs) and
     out_dir/train_state.json, which it returns. Resumes from out_dir/checkpoint if present;
     returns the existing state without training if out_dir already holds a finished run.
     """
@@ -106,7 +107,8 @@ def train_model(
         resumed_from = state.step
         if accelerator.is_main_process:
             log.info("resumed from step %d (%s)", state.step, ckpt)
-    progress = Progress(accelerator, out_dir, state.step, total, cfg.progress_bar, desc)
+    progress = Progress(accelerator, out_dir, state.step, total, cfg.progress_bar, desc, cfg.report_to,
+                        cfg.model_dump(mode="json"))  # fmt: skip
     start_tokens = state.tokens
     try:
         train_steps(accelerator, model, optimizer, scheduler, encoded, plan, cfg, total, state,

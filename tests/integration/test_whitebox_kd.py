@@ -84,8 +84,10 @@ def test_eval_cli_prints_per_task_and_average_accuracy(smoke, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = proc.stdout.strip().splitlines()
     assert table[0] == "| task | n | shots | accuracy % | 95% CI |"
-    assert [row.split(" | ")[0].lstrip("| ") for row in table[2:]] == [
+    rows = [row for row in table[2:] if row.startswith("|")]
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows] == [
         "coin_flips", "shelf_order", "sum_items", "average (macro, 3 tasks)"]  # fmt: skip
+    assert table[-1] == "Intervals: per task Wilson 95%; the macro average's is stratified Wilson 95% (tasks weighted equally)."
     saved = json.loads(out.read_text())
     assert saved["prompts_dir"] == str(BBH / "cot-prompts") and len(saved["predictions"]) == 6
     assert all(m["shots"] == 3 and m["n"] == 2 for m in saved["tasks"].values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -24,6 +25,7 @@ from reasondistill.evaluate.bbh import (
     read_prompt_file,
 )
 from reasondistill.evaluate.generate import Generation
+from reasondistill.evaluate.metrics import wilson_interval
 from reasondistill.tasks import build_task
 from reasondistill.tasks.bbh import load_bbh, verify_answer
 from tests.unit.helpers_tiny import tiny_tokenizer
@@ -108,6 +110,7 @@ LM_EVAL = re.compile(r"(?<=the answer is )(.*)(?=.)")  # lm-eval bbh_cot_fewshot
             "So the answer is (A). Then the answer is (B).",
             "(A). Then the answer is (B)",
         ),  # lm-eval: first match
+        ("So the answer is (A).\nWait, no: the answer is (B).", "(A)"),  # first of two lines, not the last
     ],
 )
 def test_extraction_matches_lm_eval_on_well_formed_outputs(text, answer):
@@ -195,7 +198,9 @@ def test_evaluate_bbh_scores_per_task_and_macro(scripted):
     assert len(res["predictions"]) == 12 and res["predictions"][0]["answer"] == "No"
     table = format_table(res)
     assert "| shelf_order | 4 | 3 | 50.0 | [15.0, 85.0] |" in table
-    assert "| average (macro, 3 tasks) | 12 | | 50.0 |" in table
+    assert "| average (macro, 3 tasks) | 12 | | 50.0 | [25.4, 74.6] |" in table  # = Wilson(6, 12): equal n
+    assert "the macro average's is stratified Wilson 95% (tasks weighted equally)" in table
+    assert avg["interval"] == "stratified Wilson 95% (tasks weighted equally)"
     json.dumps(res)
     limited = evaluate_bbh(model, tok, tasks, prompts, limit=1)
     assert all(m["n"] == 1 for m in limited["tasks"].values())
@@ -215,10 +220,36 @@ def test_long_prompts_keep_their_end(scripted):
         evaluate_bbh(model, tok, tasks, prompts, max_new_tokens=175)
 
 
+def _task(k: int, n: int) -> dict:
+    lo, hi = wilson_interval(k, n)
+    return {"n": n, "correct": k, "accuracy": k / n if n else None, "ci_low": lo, "ci_high": hi}
+
+
 def test_macro_average_edge_cases():
-    assert macro_average({})["accuracy"] is None
-    per = {"a": {"n": 10, "correct": 0, "accuracy": 0.0, "ci_low": 0.0, "ci_high": 0.28}}
-    assert macro_average(per)["ci_high"] == pytest.approx(0.28)  # never a zero-width interval at 0%
+    assert macro_average({})["accuracy"] is None and macro_average({})["ci_high"] == 1.0
+    assert macro_average({"a": _task(0, 10)})["ci_high"] == pytest.approx(wilson_interval(0, 10)[1])  # one task: Wilson
+    # The case: 0 of 6 over 3 tasks of 2 was reported as [0.0, 65.8] (mean of per-task
+    # Wilson bounds); the items support Wilson(0, 6) = [0, 39.0].
+    zero = macro_average({t: _task(0, 2) for t in "abc"})
+    assert (zero["ci_low"], round(100 * zero["ci_high"], 1)) == (0.0, 39.0)
+    full = macro_average({t: _task(2, 2) for t in "abc"})
+    assert round(100 * full["ci_low"], 1) == 61.0 and full["ci_high"] == pytest.approx(1.0)  # never a point at 100%
+
+
+def test_macro_interval_is_stratified_wilson_and_covers_the_macro_mean():
+    # Unequal task sizes: the macro mean weights tasks equally, so a small task's accuracy moves it
+    # more and widens the interval past the pooled one; empty tasks take no part.
+    per = {"big": _task(90, 100), "small": _task(1, 4), "empty": _task(0, 0)}
+    avg = macro_average(per)
+    assert avg["tasks"] == 2 and avg["accuracy"] == pytest.approx((0.9 + 0.25) / 2)
+    n_eff = 1 / (0.25 / 100 + 0.25 / 4)  # 1 / sum_i w_i^2 / n_i
+    p = avg["accuracy"]
+    z = 1.96
+    center = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff**2)) / (1 + z * z / n_eff)
+    assert (avg["ci_low"], avg["ci_high"]) == pytest.approx((center - half, center + half))
+    micro = avg["micro"]
+    assert avg["ci_high"] - avg["ci_low"] > micro["ci_high"] - micro["ci_low"]
 
 
 def test_bbh_eval_stage_writes_shared_metrics_a_report_reads(scripted, tmp_path, monkeypatch):

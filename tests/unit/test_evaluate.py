@@ -94,7 +94,7 @@ def test_label_first_stop_truncates_at_answer_line(after_model, tok):
         assert g.num_tokens == upto and g.finished  # counted up to (and with) the stop token
 
 
-def test_predict_split_label_first_and_resume(after_model, tok, tmp_path):
+def test_predict_split_label_first_and_resume(after_model, tok, tmp_path, capsys):
     kw = {"split": "test", "batch_size": 3, "max_new_tokens": 40}
     full = predict_split(after_model, tok, EXS, fake_verify, partial_path=tmp_path / "a.jsonl", **kw)
     lf = predict_split(
@@ -117,6 +117,12 @@ def test_predict_split_label_first_and_resume(after_model, tok, tmp_path):
     rows = predict_split(after_model, tok, EXS, fake_verify, partial_path=part, label_first=True, **kw)
     assert rows[0]["prediction"] == "cached" and rows[1:] == lf[1:]
     assert [r["example_id"] for r in read_jsonl(part)] == ["ex0", "ex1", "ex2", "ex3"]
+    assert "evaluate test" in capsys.readouterr().err  # progress: examples/s and ETA
+    # Killed mid-write: the partial file is evaluate's own, so its torn last row is skipped and redone.
+    torn = tmp_path / "d.jsonl"
+    torn.write_text(json.dumps(lf[0]) + "\n" + json.dumps(lf[1])[:20])
+    rows = predict_split(after_model, tok, EXS, fake_verify, partial_path=torn, label_first=True, **kw)
+    assert rows == lf and [r["example_id"] for r in read_jsonl(torn)] == ["ex0", "ex1", "ex2", "ex3"]
 
 
 def test_evaluate_stage(after_model, tok, tmp_path, monkeypatch):
@@ -136,6 +142,30 @@ def test_evaluate_stage(after_model, tok, tmp_path, monkeypatch):
     assert set(metrics["test"]) == {"n", "correct", "accuracy", "ci_low", "ci_high", "mean_generated_tokens"}
     assert len(list(read_jsonl(tmp_path / "predictions.jsonl"))) == 6
     assert not list(tmp_path.glob("*.partial.jsonl"))
+    assert tb_scalars(tmp_path / "logs", "eval/test/accuracy") == [(0, 1.0)]  # a path model: step 0
+
+
+def tb_scalars(logdir, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_evaluation_metrics_reach_tensorboard_at_the_models_training_step(after_model, tok, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_stage, "load_inputs", lambda cfg, ctx: (after_model, tok, fake_verify, {"test": EXS}))
+    (tmp_path / "teacher" / "model").mkdir(parents=True)
+    (tmp_path / "teacher" / "train_state.json").write_text(json.dumps({"steps": 7}))
+    cfg = evaluate_stage.EvaluateConfig(kind="evaluate", model={"stage": "teacher"}, data="data", splits=["test"],
+                                        label_first=True)  # fmt: skip
+    out = tmp_path / "ev"
+    out.mkdir()
+    ctx = StageContext(name="ev", cfg=cfg, out_dir=out, coords={}, dirs={"data": tmp_path, "teacher": tmp_path / "teacher"})
+    for _ in range(2):  # a rerun (after a kill before the marker) rewrites the logs: no duplicate points
+        evaluate_stage.EvaluateStage().run(ctx)
+    assert tb_scalars(out / "logs", "eval/test/accuracy") == [(7, 1.0)]
+    assert tb_scalars(out / "logs", "eval/test/n") == [(7, 4.0)]
     with pytest.raises(ValueError):
         evaluate_stage.EvaluateConfig(kind="evaluate", model={"path": "m"}, data="data", splits=[])
 

@@ -89,6 +89,15 @@ def test_extract_answer_on_free_text():
     assert split_completion("think hard\nAnswer: 3\n") == ("think hard", "3")
 
 
+def test_split_completion_takes_the_first_answer_line_stripped_on_both_sides():
+    # Rendered completions never hold two answer lines or padded answers (the round-trip test
+    # cannot tell first from last, or strip from lstrip); a model's free generation can.
+    assert split_completion("Reasoning: r\nAnswer: 5\nAnswer: 6") == ("r", "5")
+    assert split_completion("Answer: 5\nAnswer: 6") == ("Answer: 6", "5")
+    assert split_completion("Answer:  7 \t\nReasoning: r") == ("r", "7")
+    assert split_completion("Reasoning: r\nAnswer: 8  ") == ("r", "8")
+
+
 def _ctx(tmp_path, cfg, dirs) -> StageContext:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reasondistill.errors import ReasonDistillError
 from reasondistill.kd import KDLossConfig, KDObjective, LogitCache, LogitCacheWriter, build_cache
@@ -234,12 +235,43 @@ def test_cache_stage_resumes_then_kd_trains_from_it(dirs):
     for i in range(20):
         for a, b in zip(again.get(i), saved[i], strict=True):
             np.testing.assert_array_equal(a, b)
-    out = TrainStage().run(ctx("student", kd_cfg(), dirs))
+    loss = {"kind": "jsd", "beta": 0.3, "alpha": 0.2}  # not the default: the stage must pass it on
+    out = TrainStage().run(ctx("student", kd_cfg(loss=loss), dirs))
     assert out["teacher"] == "cache" and out["steps"] == 2 and out["vocab_size"] == meta["vocab_size"]
-    assert out["objective"] == "kd" and out["kd_loss"] == "forward_kl"
-    assert (dirs["student"] / "model" / "config.json").exists()
+    assert out["objective"] == "kd" and out["kd_loss"] == "jsd"
+    # The stage trains exactly what its objective defines: the same tiny student (stage seed 1) on
+    # the same rows under JSD against this cache gives the same weights when built by hand.
+    tok = AutoTokenizer.from_pretrained(dirs["tok"] / "tokenizer")
+    by_hand = {"cache": {"cache": LogitCache(dirs["cache"] / "cache")},
+               "online": {"teacher": AutoModelForCausalLM.from_pretrained(dirs["teacher"] / "model"),
+                          "pass_attention_mask": True}}  # fmt: skip
+    ref = dirs["cache"].parent / "by_hand"
+    objective = KDObjective(KDLossConfig(**loss), meta["vocab_size"], **by_hand["cache"])
+    train_model(build_tiny_model(TinyModelSpec(**TINY["tiny"]), tok, seed=1), tok, make_rows(20),
+                TrainConfig(**TRAIN, seed=1), ref / "cache", objective)  # fmt: skip
+    assert_same_weights(dirs["student"], ref / "cache")
     out = TrainStage().run(ctx("online", kd_cfg(teacher={"model": {"stage": "teacher"}}), dirs))
     assert out["teacher"] == "online" and out["steps"] == 2 and np.isfinite(out["final_loss"])
+    objective = KDObjective(KDLossConfig(), meta["vocab_size"], **by_hand["online"])
+    train_model(build_tiny_model(TinyModelSpec(**TINY["tiny"]), tok, seed=1), tok, make_rows(20),
+                TrainConfig(**TRAIN, seed=1), ref / "online", objective)  # fmt: skip
+    assert_same_weights(dirs["online"], ref / "online")
+    # ... and it learns from the teacher: closer to it than the untrained student was.
+    assert _kl_to_teacher(dirs["online"] / "model", dirs) < _kl_to_teacher(None, dirs)
+
+
+def _kl_to_teacher(student_dir, dirs) -> float:
+    """Forward KL(teacher || student) over the completion tokens of the training rows."""
+    tok = AutoTokenizer.from_pretrained(dirs["tok"] / "tokenizer")
+    teacher = AutoModelForCausalLM.from_pretrained(dirs["teacher"] / "model")
+    student = (AutoModelForCausalLM.from_pretrained(student_dir) if student_dir is not None
+               else build_tiny_model(TinyModelSpec(**TINY["tiny"]), tok, seed=1))  # fmt: skip
+    batch = collate(encode_rows(tok, make_rows(20), 64), tok.pad_token_id)
+    mask = batch["labels"][:, 1:] != -100
+    with torch.no_grad():
+        logits = [m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+                  for m in (teacher, student)]  # fmt: skip
+    return float(forward_kl(logits[1].float(), logits[0].float(), mask)[0] / mask.sum())
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,41 @@ def test_backoff_is_full_jitter_capped_and_honours_retry_after():
     assert p.delay(0, 100.0, rng) == 8.0  # ... capped at backoff_max
 
 
+@pytest.mark.parametrize("header, floor", [("7", 7.0), ("0.5", 0.5), ("soon", None)])
+def test_a_servers_retry_after_reaches_the_retry_delay(monkeypatch, header, floor):
+    """The wait before a retry is at least the 429's Retry-After (the policy test above checks
+    `delay` alone; this one checks that the header gets there through the request path)."""
+    import asyncio
+
+    from reasondistill.teachers.openai import http as http_mod
+
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(http_mod.asyncio, "sleep", no_sleep)
+    answers = iter([
+        httpx.Response(429, headers={"Retry-After": header}, json={"error": {"message": "slow down"}}),
+        httpx.Response(200, json={"choices": [{"index": 0, "text": "Answer: 2", "finish_reason": "stop"}]}),
+    ])  # fmt: skip
+
+    async def go():
+        transport = httpx.MockTransport(lambda request: next(answers))
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await http_mod.post_with_retries(
+                client, lambda: ("http://fake/v1", lambda: None), {"model": "m"}, {}, timeout=5, api="completions",
+                n=1, policy=RetryPolicy(max_retries=3, backoff_base=0.01, backoff_max=60.0), rng=random.Random(0),
+            )  # fmt: skip
+
+    reply = asyncio.run(go())
+    assert reply.choices[0].text == "Answer: 2" and len(waits) == 1
+    if floor is None:  # an HTTP-date or garbage: plain backoff (full jitter under base * 2^0)
+        assert waits[0] <= 0.01
+    else:
+        assert waits[0] >= floor
+
+
 @pytest.mark.parametrize("api", ["chat", "completions"])
 def test_requests_carry_sampling_knobs_key_and_logprobs(tmp_path, monkeypatch, api):
     monkeypatch.setenv("RD_UNIT_KEY", KEY)

@@ -116,14 +116,93 @@ def test_concurrent_requests_are_batched(srv, http):
 def test_errors_are_openai_shaped(http):
     r = http.post("/completions", json={"model": "other", "prompt": PROMPT})
     assert r.status_code == 404 and "does not exist" in r.json()["error"]["message"]
-    r = http.post("/completions", json={"model": "tiny", "prompt": PROMPT, "stream": True})
-    assert r.status_code == 400 and "stream" in r.json()["error"]["message"]
     r = http.post("/completions", json={"model": "tiny", "prompt": PROMPT, "max_tokens": 10_000})
     assert r.status_code == 400 and "maximum context length" in r.json()["error"]["message"]
     r = http.post(
         "/chat/completions", json={"model": "tiny", "messages": [{"role": "system", "content": "x"}]}
     )
     assert r.status_code == 400 and "the last message must be the user turn" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "extra, param, message",
+    [
+        ({"best_of": 3}, "best_of", "best_of=3 is not supported"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "tools=[{"),
+        ({"presence_penalty": 0.5}, "presence_penalty", "presence_penalty=0.5 is not supported"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias", "logit_bias="),
+        ({"echo": True}, "echo", "echo=True is not supported"),
+        ({"top_k": 5}, "top_k", "unknown parameter 'top_k'"),
+        ({"temprature": 0.5}, "temprature", "unknown parameter 'temprature'"),
+        ({"stream": True, "logprobs": 1}, "logprobs", "logprobs with stream: true is not supported"),
+        ({"stream_options": {"include_usage": True}}, "stream_options", "only with stream: true"),
+    ],
+)
+def test_unimplemented_parameters_are_a_400_naming_them(http, extra, param, message):
+    r = http.post("/completions", json={"model": "tiny", "prompt": PROMPT, **extra})
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["param"] == param and message in err["message"], err
+
+
+def test_neutral_values_of_unimplemented_parameters_are_accepted(http):
+    body = _complete(http, max_tokens=40, presence_penalty=0, frequency_penalty=0.0, logit_bias={}, best_of=1,
+                     user="u1", echo=False)  # fmt: skip
+    assert body["choices"][0]["text"] == GOLD
+    r = http.post("/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": Q}],
+                                             "tools": [], "tool_choice": "none", "temperature": 0, "max_tokens": 40})  # fmt: skip
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == GOLD
+
+
+def test_streaming_with_the_openai_client_joins_to_the_unstreamed_answer(srv, http):
+    client = openai.OpenAI(base_url=srv.base_url, api_key="unused", max_retries=0)
+    chunks = list(client.completions.create(model="tiny", prompt=PROMPT, temperature=0, max_tokens=40,
+                                            stream=True, stream_options={"include_usage": True}))  # fmt: skip
+    texts = [c.choices[0].text for c in chunks if c.choices]
+    assert "".join(texts) == GOLD and len([t for t in texts if t]) > 3  # token by token, not one blob
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == _complete(http, max_tokens=40)["usage"]["completion_tokens"]
+    # Stop strings are never streamed past, not even partly: held back until they cannot match.
+    stopped = client.completions.create(model="tiny", prompt=PROMPT, temperature=0, max_tokens=40, stop=["is 5"],
+                                        stream=True)  # fmt: skip
+    assert "".join(c.choices[0].text for c in stopped) == "Reasoning: 2 plus 3 "
+    stream = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": Q}], temperature=0,
+                                            max_tokens=40, n=2, stream=True)  # fmt: skip
+    by_choice: dict[int, list[str]] = {0: [], 1: []}
+    finish = {}
+    for c in stream:
+        for ch in c.choices:
+            by_choice[ch.index].append(ch.delta.content or "")
+            finish[ch.index] = ch.finish_reason or finish.get(ch.index)
+    assert ["".join(v) for v in by_choice.values()] == [GOLD, GOLD] and finish == {0: "stop", 1: "stop"}
+    short = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": Q}], temperature=0,
+                                           max_tokens=3, stream=True)  # fmt: skip
+    parts = [(c.choices[0].delta.content or "", c.choices[0].finish_reason) for c in short]
+    assert GOLD.startswith("".join(p for p, _ in parts)) and parts[-1][1] == "length"
+
+
+def test_streamed_sse_wire_format(http):
+    with http.stream("POST", "/completions", json={"model": "tiny", "prompt": PROMPT, "temperature": 0,
+                                                   "max_tokens": 40, "stream": True}) as r:  # fmt: skip
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in r.iter_lines() if line]
+    assert all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]"
+
+
+def test_access_log_is_visible_at_the_default_log_level(model, tok):
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    access = logging.getLogger("uvicorn.access")
+    server = ServerThread(Engine(model, tok), "tiny", access_log=True)  # configures uvicorn's loggers
+    access.addHandler(handler)
+    try:
+        with server as s, httpx.Client(base_url=s.base_url) as c:
+            assert c.get("/models").status_code == 200
+    finally:
+        access.removeHandler(handler)
+    assert any("/v1/models" in r.getMessage() and "200" in r.getMessage() for r in records), records
 
 
 def test_chat_prompts_use_the_models_chat_template_or_are_refused(tok):

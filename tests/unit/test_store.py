@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from reasondistill.artifacts import read_traces
+from reasondistill.errors import ReasonDistillError
 from reasondistill.records import Trace, read_jsonl, write_jsonl_atomic
 from reasondistill.stages.base import StageContext
 from reasondistill.stages.filter import FilterConfig, FilterStage
@@ -53,6 +55,50 @@ def test_store_tolerates_torn_last_line(tmp_path):
     store.close()
     rows = list(read_jsonl(path))
     assert len(rows) == 4 and path.read_text().endswith("\n")
+
+
+def test_finished_files_refuse_a_torn_last_line_resumable_ones_skip_it(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2, "b')  # a finished output cut short
+    with pytest.raises(ReasonDistillError, match=r"rows.jsonl, line 2: torn last line"):
+        list(read_jsonl(path))
+    assert list(read_jsonl(path, torn_tail_ok=True)) == [{"a": 1}]  # a resumable writer's own file
+    path.write_text('{"a": 1}\n{"a": 2}')  # a whole record without its final newline is whole
+    assert list(read_jsonl(path)) == [{"a": 1}, {"a": 2}]
+    path.write_text('{"a": 1}\nnot json\n{"a": 3}\n')  # only the last line may be torn, and only opted in
+    with pytest.raises(ReasonDistillError, match=r"line 2: invalid JSON"):
+        list(read_jsonl(path, torn_tail_ok=True))
+    path.write_bytes(b'{"a": 1}\n[1]\n')
+    with pytest.raises(ReasonDistillError, match=r"line 2: expected a JSON object, got list"):
+        list(read_jsonl(path))
+    path.write_bytes(b'{"a": 1}\n{"a": "caf\xe9"}\n')
+    with pytest.raises(ReasonDistillError, match=r"rows.jsonl, line 2: not UTF-8 text \(byte 0xe9 at column 11\)"):
+        list(read_jsonl(path))
+
+
+def test_stage_inputs_are_read_strictly_and_name_the_bad_line(tmp_path):
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    write_jsonl_atomic(gen / "traces.jsonl", TRACES)
+    with open(gen / "traces.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"example_id": "d", "sa')
+    with pytest.raises(ReasonDistillError, match=r"traces.jsonl, line 7: torn last line"):
+        read_traces(gen)  # what filter and format read: a finished generate stage's traces
+    write_jsonl_atomic(gen / "traces.jsonl", [*TRACES[:2], {"example_id": "x"}])
+    with pytest.raises(ReasonDistillError, match=r"traces.jsonl, line 3: not a valid Trace row: teacher: Field required"):
+        read_traces(gen)
+
+
+def test_generation_progress_counts_traces_with_rate_and_eta(tmp_path, capsys):
+    path = tmp_path / "traces.jsonl"
+    with TraceStore(path) as store:
+        store.append([_t("a", 0)])
+    with TraceStore(path) as store:  # a resumed run: the bar starts at what is on disk
+        store.track(4, "traces: generate")
+        store.append([_t("a", 0), _t("b", 0)])
+        store.append([_t("c", 0), _t("d", 0)])
+    err = capsys.readouterr().err
+    assert "traces: generate" in err and "4/4" in err and "trace/s" in err and "<" in err  # rate, ETA
 
 
 def test_store_missing_file_is_empty(tmp_path):

@@ -213,6 +213,18 @@ def test_resume_after_kill_matches_uninterrupted_run(tok, tmp_path, monkeypatch,
     assert_same_weights(saved_weights(tmp_path / "once"), saved_weights(tmp_path / "twice"))
     once = json.loads((tmp_path / "once" / "train_state.json").read_text())
     assert s["tokens"] == once["tokens"] and s["final_loss"] == pytest.approx(once["final_loss"], rel=1e-5)
+    # No logged point is lost: the one logged at the checkpoint step (5) survives the resume.
+    # (Sorted: two event files written in the same second by one process can be read in either order.)
+    assert sorted(tb_steps(tmp_path / "twice" / "logs")) == tb_steps(tmp_path / "once" / "logs") == [5, 10]
+
+
+def tb_steps(logdir, tag: str = "train/loss") -> list[int]:
+    """The steps TensorBoard shows for `tag` (purged events applied, as TensorBoard does)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
 
 
 def test_lora_trains_and_merged_model_loads_with_plain_transformers(tok, tmp_path):

@@ -160,6 +160,17 @@ def test_train_stage_tiny_then_continue_then_lora(dirs):
     assert (dirs["student2"] / "adapter" / "adapter_config.json").exists()
     state = json.loads((dirs["student2"] / "train_state.json").read_text())
     assert state["steps"] == 4
+    # The earlier model's weights were really loaded: LoRA leaves every tensor it does not adapt
+    # (embeddings, norms) exactly as the first student saved it, and changes each adapted matrix
+    # by a rank-4 update (B @ A merged in), not by a fresh random init.
+    before = model.state_dict()
+    after = AutoModelForCausalLM.from_pretrained(dirs["student2"] / "model").state_dict()
+    assert before.keys() == after.keys()
+    frozen = [k for k in before if before[k].ndim < 2 or "embed" in k]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    adapted = [k for k in before if k.endswith("proj.weight")]
+    deltas = [after[k] - before[k] for k in adapted]
+    assert adapted and all(0 < torch.linalg.matrix_rank(d).item() <= 4 for d in deltas)
 
 
 def test_train_stage_input_errors(dirs):

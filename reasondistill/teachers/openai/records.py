@@ -42,7 +42,10 @@ class TraceWriter:
         stage_dir.mkdir(parents=True, exist_ok=True)
         self.new = self.cached = 0
         lp = stage_dir / LOGPROBS_FILE
-        self.lp_done = {(r["example_id"], r["sample"]) for r in read_jsonl(lp)} if lp.exists() else set()
+        self.lp_done = (
+            # logprobs.jsonl and failures.jsonl are appended by this writer: a torn last row is a kill.
+            {(r["example_id"], r["sample"]) for r in read_jsonl(lp, torn_tail_ok=True)} if lp.exists() else set()
+        )
         self._lp: JsonlAppender | None = None
         self._fail: JsonlAppender | None = None
 
@@ -103,7 +106,9 @@ class TraceWriter:
     def outstanding(self, examples: list[Example], n: int) -> dict:
         """Samples still without a trace -> their latest failure; failures.jsonl rewritten to just those."""
         path = self.dir / FAILURES_FILE
-        latest = {(r["example_id"], r["sample"]): r for r in read_jsonl(path)} if path.exists() else {}
+        latest = (
+            {(r["example_id"], r["sample"]): r for r in read_jsonl(path, torn_tail_ok=True)} if path.exists() else {}
+        )
         missing = [(ex.id, s) for ex in examples for s in range(n) if not self.store.has(ex.id, s)]
         left = {
             k: latest.get(k, {"example_id": k[0], "sample": k[1], "reason": "not attempted"}) for k in missing

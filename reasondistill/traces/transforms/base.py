@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from reasondistill.artifacts import Artifact, tokenizer_dir
-from reasondistill.config import ModelSource, Ref, StageContext, StrictModel, exactly_one
+from reasondistill.config import ModelSource, Ref, StageContext, StrictModel, check_pretrained, exactly_one
 from reasondistill.errors import ReasonDistillError
 from reasondistill.registry import Registry
 from reasondistill.traces.format import ANSWER_PREFIX
@@ -108,19 +108,27 @@ def safe_rationale(text: str) -> str:
 
 class TokenizerSource(StrictModel):
     """A tokenizer: a `tokenizer` stage (its out_dir/tokenizer), a training stage (out_dir/model),
-    or a local path / hub id."""
+    a local path / hub id, or a catalog model's (`pretrained`: a student not trained yet)."""
 
     stage: Ref(Artifact.TOKENIZER, Artifact.MODEL) | None = None
     path: str | None = None
+    pretrained: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        exactly_one(self, "stage", "path", hint="a tokenizer or training stage, or a local path / hub id")
+        hint = "a tokenizer or training stage, a local path / hub id, or a catalog model"
+        exactly_one(self, "stage", "path", "pretrained", hint=hint)
+        if self.pretrained is not None:
+            check_pretrained(self.pretrained)
         return self
 
     def resolve(self, ctx: StageContext | None) -> str:
         if self.path is not None:
             return self.path
+        if self.pretrained is not None:
+            from reasondistill.models.pull import resolve_pretrained  # pulls on first use
+
+            return resolve_pretrained(self.pretrained)
         if ctx is None:
             raise ReasonDistillError(f"tokenizer {{stage: {self.stage}}} needs a running stage to resolve it")
         return str(tokenizer_dir(ctx.path(self.stage)))

@@ -68,6 +68,16 @@ def _batches(encs: list[_Encoded], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def _scored(batches: list[list[int]], total: int, desc: str):
+    """The batches, with a progress bar over the sequences they hold (items/s, ETA)."""
+    from reasondistill.progress import item_bar
+
+    with item_bar(total, f"scoring ({desc})", "sequence") as bar:
+        for idx in batches:
+            yield idx
+            bar.update(len(idx))
+
+
 def _answer_logprob(model, batch: list[_Encoded], with_grad: bool):
     """(log p(answer) per row [B], input embeddings [B, T, H] or None, padded width).
 
@@ -143,7 +153,7 @@ class SaliencyScorer(_TeacherScorer):
         params = [p.requires_grad for p in model.parameters()]
         model.requires_grad_(False)  # gradients w.r.t. the inputs only
         try:
-            for idx in _batches(encs, self.batch_size):
+            for idx in _scored(_batches(encs, self.batch_size), len(encs), "saliency"):
                 batch = [encs[i] for i in idx]
                 per_row, emb = _answer_logprob(model, batch, with_grad=True)
                 if per_row.requires_grad:
@@ -184,7 +194,7 @@ class LeaveOneOutScorer(_TeacherScorer):
         model, encs = self.encode(env, variant_items, texts)
         lps = [0.0] * len(encs)
         with torch.inference_mode():
-            for idx in _batches(encs, self.batch_size):
+            for idx in _scored(_batches(encs, self.batch_size), len(encs), "leave-one-out"):
                 per_row, _ = _answer_logprob(model, [encs[i] for i in idx], with_grad=False)
                 for i, v in zip(idx, per_row.tolist(), strict=True):
                     lps[i] = v
