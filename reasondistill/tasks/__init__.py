@@ -2,10 +2,14 @@
 (explicit registry: one import per task module, each ending in a `TASKS.register` line)."""
 
 from reasondistill.tasks import (  # noqa: F401  (imported for their registration side effect)
+    acre,
+    arc_1d,
     arithmetic,
     bbh,
     cot_collection,
     jsonl,
+    list_functions,
+    mini_scan,
     multiplication,
     reasoning_gym,
 )

@@ -121,7 +121,7 @@ def test_reasoning_gym_split_overrides_merge_deeply(tmp_path):
     [
         (
             {"task": "arith"},
-            "unknown task 'arith'; allowed: arithmetic, bbh, cot_collection, jsonl, multiplication, reasoning_gym",
+            "unknown task 'arith'; allowed: acre, arc_1d, arithmetic, bbh, cot_collection, jsonl, list_functions, mini_scan, multiplication, reasoning_gym",
         ),
         (
             {"config": {"digits": 0}},

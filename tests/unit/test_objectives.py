@@ -105,6 +105,8 @@ EXAMPLES = {
         "teacher": {"model": {"stage": "teacher"}},
         "loss": {"kind": "jsd", "beta": 0.3, "alpha": 0.2},
     },
+    "dpo": {"kind": "dpo", "beta": 0.5},
+    "orpo": {"kind": "orpo", "lam": 0.2},
 }
 
 
@@ -162,9 +164,13 @@ def test_objective_contract(name, unit, config, tok, teacher_dir, tmp_path):
         batch = collate([items[i] for i in part] if part is not None else masked(items), tok.pad_token_id)
         return objective(model(input_ids=batch["input_ids"]).logits, batch, idx if part is None else part)
 
+    # One `count` per global batch, then its micro-batches, as the loop does (ORPO's normaliser
+    # covers the items of the batch counted last, each once).
+    objective.count(items)
     total = loss_of(idx)
     assert total.dim() == 0 and total.dtype == torch.float32 and torch.isfinite(total) and total > 0
     # a SUM over items, so the loop's global normalisation holds (a mean would not add up)
+    objective.count(items)
     torch.testing.assert_close(total, loss_of(idx[:2]) + loss_of(idx[2:]), rtol=1e-4, atol=1e-4)
     zero = loss_of(None)  # all-masked: exactly 0, not NaN, with a finite (zero) gradient
     assert zero.item() == 0.0

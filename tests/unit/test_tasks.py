@@ -28,6 +28,11 @@ CASES: dict[str, list[dict]] = {
     "reasoning_gym": [{"dataset": "basic_arithmetic"}, {"dataset": "chain_sum"}, {"dataset": "leg_counting"}],
     "bbh": [{"path": str(FIXTURES / "bbh" / "tasks")}],
     "cot_collection": [{"path": str(FIXTURES / "cot_collection_sample.json")}],
+    # ReDis induction tasks: procedural, and the original file format (tests/fixtures/redis).
+    "arc_1d": [{"min_size": 8, "max_size": 12}, {"path": str(FIXTURES / "redis" / "arc_1d.jsonl")}],
+    "list_functions": [{"demos": 4, "queries": 2}, {"path": str(FIXTURES / "redis" / "list_functions.jsonl")}],
+    "acre": [{}, {"path": str(FIXTURES / "redis" / "acre.jsonl"), "match": "exact"}],
+    "mini_scan": [{"queries": 3}, {"path": str(FIXTURES / "redis" / "mini_scan.jsonl")}],
 }
 PARAMS = [
     pytest.param(name, cfg, id=f"{name}-{i}") for name, cfgs in CASES.items() for i, cfg in enumerate(cfgs)
@@ -88,7 +93,7 @@ def test_item_seed_is_stable_across_processes():
 
 
 def test_unknown_task_lists_allowed():
-    with pytest.raises(ReasonDistillError, match="unknown task 'arith'; allowed: arithmetic, bbh, cot_collection, jsonl"):
+    with pytest.raises(ReasonDistillError, match="unknown task 'arith'; allowed: acre, arc_1d, arithmetic, bbh, cot_collection"):
         build_task("arith", {})
 
 

@@ -119,8 +119,8 @@ def test_other_validation():
         train_cfg(train={"max_length": 1024})
     with pytest.raises(ValidationError, match="Extra inputs"):
         train_cfg(train={"learning_rate": 1e-3})
-    with pytest.raises(ValidationError, match="does not match any of the expected tags: 'kd', 'nll'"):
-        train_cfg(objective={"kind": "dpo"})
+    with pytest.raises(ValidationError, match="does not match any of the expected tags: 'dpo', 'kd', 'nll', 'orpo'"):
+        train_cfg(objective={"kind": "simpo"})
     with pytest.raises(ValidationError, match="greater than 0"):
         train_cfg(rows=[{"stage": "a", "weight": 0}])
     with pytest.raises(ValidationError, match="non-empty list"):
