@@ -72,7 +72,7 @@ def summarize_over_seeds(evals: list[dict], metric: str = "accuracy", seed_key: 
             rest = tuple(sorted((k, v) for k, v in e["coords"].items() if k != seed_key))
             groups.setdefault(rest, []).append(e)
     out = []
-    for rest, members in groups.items():
+    for rest, members in _one_instance_per_seed(groups, seed_key).items():
         splits = {}
         for split in split_names(members):
             values = {
@@ -98,6 +98,21 @@ def summarize_over_seeds(evals: list[dict], metric: str = "accuracy", seed_key: 
                 "splits": splits,
             }
         )
+    return out
+
+
+def _one_instance_per_seed(groups: dict[tuple, list[dict]], seed_key: str) -> dict[tuple, list[dict]]:
+    """Groups in which no seed repeats. Instances of different stages can share every coordinate
+    (two evaluate stages over seeds, no other axis); pooled, one seed's value would silently
+    replace the other's. Such a group is split by stage, with `stage` added to its coordinates."""
+    out: dict[tuple, list[dict]] = {}
+    for rest, members in groups.items():
+        seeds = [m["coords"][seed_key] for m in members]
+        if len(set(seeds)) == len(seeds):
+            out[rest] = members
+            continue
+        for m in members:
+            out.setdefault((*rest, ("stage", m["name"].split("[")[0])), []).append(m)
     return out
 
 

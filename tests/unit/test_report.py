@@ -71,6 +71,19 @@ def test_summarize_over_seeds():
     assert summarize_over_seeds([e for e in evals if "seed" not in e["coords"]]) == []
 
 
+def test_over_seeds_never_pools_two_stages_with_the_same_seed():
+    """Two evaluate stages whose instances differ only by stage: each gets its own group (pooled,
+    one instance's value would overwrite the other's under the same seed)."""
+    evals = [
+        {"name": f"{stage}[seed={s}]", "coords": {"seed": str(s)}, "metrics": {"test": _metrics(k, 10)}}
+        for stage, s, k in [("ev_a", 0, 2), ("ev_a", 1, 4), ("ev_b", 0, 8), ("ev_b", 1, 6)]
+    ]
+    groups = summarize_over_seeds(evals)
+    assert [g["coords"] for g in groups] == [{"stage": "ev_a"}, {"stage": "ev_b"}]
+    assert [g["splits"]["test"]["values"] for g in groups] == [{"0": 0.2, "1": 0.4}, {"0": 0.8, "1": 0.6}]
+    assert [g["seeds"] for g in groups] == [["0", "1"], ["0", "1"]]
+
+
 def test_markdown_handles_missing_split_and_empty_split():
     evals = [
         {"name": "x", "coords": {}, "metrics": {"test": _metrics(1, 2)}},
