@@ -94,7 +94,7 @@ def summarize_over_seeds(evals: list[dict], metric: str = "accuracy", seed_key: 
             {
                 "coords": dict(rest),
                 "instances": [m["name"] for m in members],
-                "seeds": [m["coords"][seed_key] for m in members],
+                "seeds": list(dict.fromkeys(m["coords"][seed_key] for m in members)),  # distinct
                 "splits": splits,
             }
         )
@@ -102,13 +102,14 @@ def summarize_over_seeds(evals: list[dict], metric: str = "accuracy", seed_key: 
 
 
 def _one_instance_per_seed(groups: dict[tuple, list[dict]], seed_key: str) -> dict[tuple, list[dict]]:
-    """Groups in which no seed repeats. Instances of different stages can share every coordinate
-    (two evaluate stages over seeds, no other axis); pooled, one seed's value would silently
+    """Groups in which no seed has two values for one split. Instances of different stages can
+    share every coordinate: pooled, that is right when each evaluates its own splits (IMM's
+    e_add / e_sub / e_pm), but where two give the same split one seed's value would silently
     replace the other's. Such a group is split by stage, with `stage` added to its coordinates."""
     out: dict[tuple, list[dict]] = {}
     for rest, members in groups.items():
-        seeds = [m["coords"][seed_key] for m in members]
-        if len(set(seeds)) == len(seeds):
+        seen = [(m["coords"][seed_key], split) for m in members for split in m["metrics"]]
+        if len(set(seen)) == len(seen):
             out[rest] = members
             continue
         for m in members:

@@ -72,16 +72,22 @@ def test_summarize_over_seeds():
 
 
 def test_over_seeds_never_pools_two_stages_with_the_same_seed():
-    """Two evaluate stages whose instances differ only by stage: each gets its own group (pooled,
-    one instance's value would overwrite the other's under the same seed)."""
-    evals = [
-        {"name": f"{stage}[seed={s}]", "coords": {"seed": str(s)}, "metrics": {"test": _metrics(k, 10)}}
-        for stage, s, k in [("ev_a", 0, 2), ("ev_a", 1, 4), ("ev_b", 0, 8), ("ev_b", 1, 6)]
-    ]
-    groups = summarize_over_seeds(evals)
+    """Two evaluate stages whose instances differ only by stage: pooled when each has its own
+    split (one value per seed and split, as IMM's e_add / e_sub), split by stage when both give
+    the same split (one value would overwrite the other under the same seed)."""
+
+    def ev(stage, s, split, k):
+        return {"name": f"{stage}[seed={s}]", "coords": {"seed": str(s)}, "metrics": {split: _metrics(k, 10)}}
+
+    same = [ev("ev_a", 0, "test", 2), ev("ev_a", 1, "test", 4), ev("ev_b", 0, "test", 8), ev("ev_b", 1, "test", 6)]
+    groups = summarize_over_seeds(same)
     assert [g["coords"] for g in groups] == [{"stage": "ev_a"}, {"stage": "ev_b"}]
     assert [g["splits"]["test"]["values"] for g in groups] == [{"0": 0.2, "1": 0.4}, {"0": 0.8, "1": 0.6}]
-    assert [g["seeds"] for g in groups] == [["0", "1"], ["0", "1"]]
+    own = [ev("ev_a", 0, "a", 2), ev("ev_a", 1, "a", 4), ev("ev_b", 0, "b", 8), ev("ev_b", 1, "b", 6)]
+    (group,) = summarize_over_seeds(own)
+    assert group["coords"] == {} and group["seeds"] == ["0", "1"]  # distinct seeds, not 4 instances
+    assert group["splits"]["a"]["values"] == {"0": 0.2, "1": 0.4}
+    assert group["splits"]["b"]["values"] == {"0": 0.8, "1": 0.6}
 
 
 def test_markdown_handles_missing_split_and_empty_split():
