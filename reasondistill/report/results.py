@@ -72,7 +72,7 @@ def summarize_over_seeds(evals: list[dict], metric: str = "accuracy", seed_key: 
             rest = tuple(sorted((k, v) for k, v in e["coords"].items() if k != seed_key))
             groups.setdefault(rest, []).append(e)
     out = []
-    for rest, members in _one_instance_per_seed(groups, seed_key).items():
+    for rest, members in _one_value_per_seed_and_split(groups, seed_key).items():
         splits = {}
         for split in split_names(members):
             values = {
@@ -101,7 +101,7 @@ def summarize_over_seeds(evals: list[dict], metric: str = "accuracy", seed_key: 
     return out
 
 
-def _one_instance_per_seed(groups: dict[tuple, list[dict]], seed_key: str) -> dict[tuple, list[dict]]:
+def _one_value_per_seed_and_split(groups: dict[tuple, list[dict]], seed_key: str) -> dict[tuple, list[dict]]:
     """Groups in which no seed has two values for one split. Instances of different stages can
     share every coordinate: pooled, that is right when each evaluates its own splits (IMM's
     e_add / e_sub / e_pm), but where two give the same split one seed's value would silently
