@@ -174,13 +174,18 @@ def _numbered(path: str | Path, torn_tail_ok: bool) -> Iterator[tuple[int, dict]
                     f"{path}, line {lineno}: torn last line (the file ends mid-record: a write was cut "
                     "short); rerun the stage that wrote it"
                 )
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ReasonDistillError(f"{path}, line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise ReasonDistillError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
-        yield lineno, row
+        yield lineno, json_object(line, f"{path}, line {lineno}")
+
+
+def json_object(line: str, where: str) -> dict:
+    """One JSONL line as a dict; ReasonDistillError prefixed by `where` ("file, line N") otherwise."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ReasonDistillError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(row, dict):
+        raise ReasonDistillError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row
 
 
 def _is_object(line: str) -> bool:

@@ -82,9 +82,8 @@ class TracesFileStage(Stage):
 
 def read_trace_file(cfg: TracesFileConfig) -> list[Trace]:
     """Every row of the file as a Trace (the first `limit`)."""
-    import json
 
-    from reasondistill.records import read_lines
+    from reasondistill.records import json_object, read_lines
     from reasondistill.traces.style.read import final_answer, same_answer, split_reasoning
 
     template = build_template(cfg.template)
@@ -95,12 +94,7 @@ def read_trace_file(cfg: TracesFileConfig) -> list[Trace]:
         if not line.strip():
             continue
         where = f"traces_file: {cfg.path}, line {lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ReasonDistillError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise ReasonDistillError(f"{where}: expected a JSON object")
+        row = json_object(line, where)
         question, text = _question_text(cfg, row, where)
         reasoning, _ = split_reasoning(text)
         if cfg.format == "fields":

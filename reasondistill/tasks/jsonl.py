@@ -11,7 +11,6 @@ with the file, the line and the problem before anything is written.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,7 +20,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import Example, read_lines
+from reasondistill.records import Example, json_object, read_lines
 from reasondistill.tasks.base import TASKS, Task, TaskConfig
 
 _CALC_ANNOTATION = re.compile(r"<<[^<>]*>>")
@@ -91,8 +90,9 @@ class JsonlTask(Task):
         for lineno, line in read_lines(path, who="task jsonl: "):  # a non-UTF-8 byte names its line
             if not line.strip():
                 continue  # blank lines (e.g. a trailing one) are not rows
+            row = json_object(line, f"task jsonl: {path}, line {lineno}")
             try:
-                rows.append((lineno, *self._parse(line)))
+                rows.append((lineno, *self._parse(row)))
             except ValueError as e:
                 raise ReasonDistillError(f"task jsonl: {path}, line {lineno}: {e}") from None
         if not rows:
@@ -100,14 +100,8 @@ class JsonlTask(Task):
         self._rows = rows
         return rows
 
-    def _parse(self, line: str) -> tuple[str, str, str | None]:
+    def _parse(self, row: dict) -> tuple[str, str, str | None]:
         c = self.config
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"expected a JSON object, got {type(row).__name__}")
         for key in (c.question_field, c.answer_field):
             if key not in row:
                 raise ValueError(f"missing field {key!r} (fields: {', '.join(row) or 'none'})")

@@ -12,13 +12,12 @@ reasoning block (one line). Answers compare as numbers when both are ("1,000" = 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasondistill.errors import ReasonDistillError
-from reasondistill.records import read_lines
+from reasondistill.records import json_object, read_lines
 
 BLOCKS = (("<think>", "</think>"), ("<|begin_of_thought|>", "<|end_of_thought|>"))
 _SOLUTION = re.compile(r"<\|(?:begin|end)_of_solution\|>")
@@ -108,12 +107,7 @@ def read_trace_rows(
         if not line.strip():
             continue
         where = f"{path}, line {lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ReasonDistillError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise ReasonDistillError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        row = json_object(line, where)
         text = row.get(text_field)
         if not isinstance(text, str):
             what = "missing" if text_field not in row else f"not a string ({type(text).__name__})"
