@@ -144,15 +144,7 @@ def _draw(task: Task, split: str, n: int | None, seed: int, seen: set[str]) -> l
         if limit is not None and draws == limit:
             break
         draws += 1
-        # A task of an original induction file (its examples carry the file's `idx`) is kept
-        # whole: the authors' split is by task and their benchmark keeps every query, so
-        # dropping a query that repeats one of another task would change the benchmark and that
-        # task's query set. Its questions still go into `seen`, so a procedural split drawn
-        # after it excludes them. (Failing instead would make such a file unusable.)
-        if not task.procedural and "idx" in ex.metadata:
-            seen.add(ex.question)
-            rows.append(ex)
-        elif ex.question not in seen:
+        if not task.dedup_questions or ex.question not in seen:  # tasks/base.py: dedup_questions
             seen.add(ex.question)
             rows.append(ex)
     if n is not None and len(rows) < n:

@@ -50,6 +50,10 @@ class Task(ABC):
     # True: an endless seeded stream (`n=None` never ends). False: a finite file read in
     # order, where the seed is ignored.
     procedural: ClassVar[bool] = True
+    # True: the data stage drops an example whose question an earlier split already holds (no
+    # leakage between splits). False: the task's own split is authoritative (a benchmark file
+    # with a fixed split), so every example is kept; its questions still count as seen.
+    dedup_questions: ClassVar[bool] = True
 
     def __init__(self, config: TaskConfig) -> None:
         self.config = config

@@ -94,6 +94,12 @@ class InductionTask(Task):
     def procedural(self) -> bool:  # type: ignore[override]  (per instance: a file task is finite)
         return self.config.path is None
 
+    @property
+    def dedup_questions(self) -> bool:  # type: ignore[override]
+        # An original file keeps every query: the authors' split is by task and their benchmark
+        # keeps all of a task's queries, even one that repeats a query of another task.
+        return self.procedural
+
     def difficulty(self) -> dict[str, Any]:
         return {} if self.config.path else self.config.model_dump(mode="json", exclude={"path", "match"})
 
