@@ -37,9 +37,8 @@ def plot_layers(rows: list[dict], splits: list[str], path: str | Path, title: st
     per_layer = {r["layer"]: r for r in rows if r["module"] == "all"}
     for j, split in enumerate(splits):
         xs = [i + (j - (len(splits) - 1) / 2) * width for i in range(len(layers))]
-        bx.bar(
-            xs, [100 * (per_layer[layer].get(f"drop_{split}") or 0.0) for layer in layers], width, label=split
-        )
+        drops = [per_layer[layer].get(f"drop_{split}") for layer in layers]  # None: not measured
+        bx.bar(xs, [math.nan if d is None else 100 * d for d in drops], width, label=split)
     bx.axhline(0, color="black", linewidth=0.6)
     bx.set_xticks(range(len(layers)), [str(i) for i in layers])
     bx.set_xlabel("layer reset to theta_0")

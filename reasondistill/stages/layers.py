@@ -8,11 +8,16 @@ layers:                                  # inside a repeat block: one analysis p
   splits:                                # importance: accuracy drop with one layer reset to theta_0
     - {stage: add, split: add_test, limit: 100}     # in-domain
     - {stage: mul, split: mul_test, limit: 100}     # out-of-domain
+  importance_layers: {every: 5}          # optional: reset only these layers (default: every layer)
 ```
 For every transformer layer and module type it measures ||theta_t - theta_0||_F / ||theta_0||_F,
 and for every layer the accuracy drop on each split when that layer alone is reset to theta_0
 (IMM, arXiv 2503.02103: reasoning-critical layers are claimed to get the smaller updates; see
-merge/layers.py for the measures and where they depart from the paper).
+merge/layers.py for the measures and where they depart from the paper). Importance costs one
+evaluation per layer and split, so a 30-layer model on a CPU can measure it on a subset
+(`importance_layers`, the `keep_layers` syntax: `{every: k, offset: o}` or a list); update sizes
+always cover every layer, the correlation only the measured ones, and the CSV leaves the drops
+of the others empty.
 
 Outputs: layers.csv (one row per layer and module, plus a module "all" row per layer, with the
 layer's drops), layers.png (this model's update heatmap and drops) and metrics.json in the shared
@@ -30,6 +35,8 @@ from pydantic import Field, model_validator
 
 from reasondistill.artifacts import METRICS_FILE, Artifact
 from reasondistill.config import ExampleSource, ModelSource
+from reasondistill.errors import ReasonDistillError
+from reasondistill.models.prune import KeepLayers
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.traces.templates import (
     TemplateConfig,
@@ -47,6 +54,9 @@ class LayersConfig(StageConfig):
     base: ModelSource = Field(description="theta_0: the model it started from")
     splits: list[ExampleSource] = Field(
         default_factory=list, description="splits whose accuracy drop measures layer importance; [] skips it"
+    )
+    importance_layers: KeepLayers | None = Field(
+        None, description="layers whose importance is measured ({every, offset} or a list); default all"
     )
     batch_size: int = Field(64, ge=1)
     max_new_tokens: int = Field(64, ge=1)
@@ -88,11 +98,12 @@ class LayersStage(Stage):
                 "n": n_layers(rows),
             }
         }
-        drops = _importance(cfg, ctx, path_t, path_0, layers) if cfg.splits else {}
+        measured = _measured_layers(cfg, layers)
+        drops = _importance(cfg, ctx, path_t, path_0, measured) if cfg.splits else {}
         for split, (summary, drop) in drops.items():
             for r in rows:
                 r[f"drop_{split}"] = drop.get(r["layer"]) if r["layer"] is not None else None
-            rho, lo, hi = spearman([per_layer[i] for i in layers], [drop[i] for i in layers])
+            rho, lo, hi = spearman([per_layer[i] for i in measured], [drop[i] for i in measured])
             metrics[split] = {
                 **summary,
                 "drop_mean": sum(drop.values()) / len(drop),
@@ -100,13 +111,26 @@ class LayersStage(Stage):
                 "spearman": rho,
                 "spearman_ci_low": lo,
                 "spearman_ci_high": hi,
-                "layers": len(layers),
+                "layers": len(measured),
             }
         write_csv(ctx.out_dir / CSV_FILE, rows)
         plot_layers(rows, list(drops), ctx.out_dir / (CHART + ".tmp.png"), title=ctx.name)
         (ctx.out_dir / (CHART + ".tmp.png")).replace(ctx.out_dir / CHART)
         write_json_atomic(ctx.out_dir / METRICS_FILE, metrics)
         return {"layers": len(layers), **{s: m.get("spearman") for s, m in metrics.items() if s != "update"}}
+
+
+def _measured_layers(cfg: LayersConfig, layers: list[int]) -> list[int]:
+    """The layers whose importance is measured: all, or those `importance_layers` picks."""
+    if cfg.importance_layers is None:
+        return layers
+    try:
+        picked = cfg.importance_layers.indices(len(layers))
+    except ReasonDistillError:
+        raise ReasonDistillError(
+            f"importance_layers {cfg.importance_layers.describe()} does not fit a model with {len(layers)} layers"
+        ) from None
+    return [layers[i] for i in picked]
 
 
 def _importance(cfg: LayersConfig, ctx: StageContext, path_t, path_0, layers: list[int]) -> dict:

@@ -82,3 +82,29 @@ def test_incompatible_models_exit_2_before_any_merge_work(smoke, tmp_path):
     assert all((smoke / "imm-smoke" / n / "_COMPLETE").exists() for n in leftovers), (
         leftovers
     )  # the old, finished ones only
+
+
+def test_importance_on_a_layer_subset(smoke):
+    """`importance_layers` resets only the layers it picks; the others keep their update size and
+    an empty drop; a subset that does not fit the model is one error line, exit 2."""
+    import csv
+
+    run_cli(
+        "run", RECIPE, "--smoke", "--runs-dir", str(smoke), "--until", "layers_report",
+        "stages.improve.stages.layers.importance_layers=[1]",
+    )  # fmt: skip
+    layers = stage_dirs(smoke, "imm-smoke")["layers@1[seed=0,arm=imm]"]
+    rows = [r for r in csv.DictReader((layers / "layers.csv").open()) if r["module"] == "all"]
+    assert {r["layer"]: (r["drop_add_test"] != "", float(r["rel_update"]) > 0) for r in rows} == {
+        "0": (False, True),
+        "1": (True, True),
+    }
+    assert json.loads((layers / "metrics.json").read_text())["add_test"]["layers"] == 1
+    proc = run_cli(
+        "run", RECIPE, "--smoke", "--runs-dir", str(smoke), "--until", "layers_report",
+        "stages.improve.stages.layers.importance_layers={every: 1, offset: 2}",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "importance_layers every 1 from 2 does not fit a model with 2 layers" in proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
