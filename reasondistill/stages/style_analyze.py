@@ -11,6 +11,12 @@ answer is its gold (`metadata.gold` of a style_sets split, else the answer itsel
 prediction's is evaluate's `correct`. Reasoning is split off each text as
 traces/style/read.py does (<think> blocks, Reasoning:/Answer: lines).
 
+With `annotator: {teacher: {kind: openai, ..., template: {kind: chat}}}` a language model labels
+the pivots and phases of every sentence instead of the lexicon (traces/style/annotate.py); the
+same files are written from its labels, plus annotation.json (calls, unparsed replies, and how
+often the annotator and the lexicon agree on the paper's >= 3-of-4-types verdict) and the
+teacher's replies (annotations.jsonl; a rerun after a kill resumes them).
+
 Outputs: metrics.json {all, correct, wrong, unknown: summary; empty groups left out} (the shared shape: a report's
 `metric: share_3of4_pivot_types` tabulates it over arms and seeds), summary.json, summary.md,
 profiles.jsonl (one profile per trace) and style_*.png (traces/style/analyze.py).
@@ -27,6 +33,7 @@ from reasondistill.config import ExampleSource, Ref, exactly_one
 from reasondistill.errors import ReasonDistillError
 from reasondistill.records import read_jsonl
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
+from reasondistill.traces.style.annotate import AnnotatorConfig
 from reasondistill.traces.style.lexicon import LexiconField, lexicon_field
 
 
@@ -39,6 +46,9 @@ class StyleAnalyzeConfig(StageConfig):
     lexicon: LexiconField = lexicon_field()
     tokenizer: Ref(Artifact.TOKENIZER, Artifact.MODEL) | None = Field(
         None, description="count tokens with this stage's tokenizer (default: words + punctuation)"
+    )
+    annotator: AnnotatorConfig | None = Field(
+        None, description="label pivots and phases with a language model instead of the lexicon"
     )
     charts: bool = True
 
@@ -82,16 +92,40 @@ class StyleAnalyzeStage(Stage):
         lexicon = cfg.lexicon.build()
         analyzer = StyleAnalyzer(lexicon, _token_counter(ctx, cfg.tokenizer) if cfg.tokenizer else None)
         profiles, groups = analyze(items, analyzer)
+        extra: dict = {}
+        if cfg.annotator is not None:
+            profiles, groups, extra["annotation.json"] = _annotate(cfg.annotator, ctx, items, analyzer, profiles)
         write_analysis(
             ctx.out_dir, profiles, groups, title=f"Style profile: {ctx.name}", source=source,
             lexicon=lexicon.to_dict(), profiles_file="profiles.jsonl", charts=cfg.charts,
             # Empty groups left out: a report makes a column of every group it sees.
-            extra_files={METRICS_FILE: {g: m for g, m in groups.items() if m["n"]}},
+            extra_files={METRICS_FILE: {g: m for g, m in groups.items() if m["n"]}, **extra},
         )  # fmt: skip
         return {
-            g: {"n": s["n"], "share_3of4_pivot_types": s.get("share_3of4_pivot_types")}
-            for g, s in groups.items()
+            **{g: {"n": s["n"], "share_3of4_pivot_types": s.get("share_3of4_pivot_types")} for g, s in groups.items()},
+            **({"annotation": extra["annotation.json"]} if extra else {}),
         }
+
+
+def _annotate(cfg: AnnotatorConfig, ctx: StageContext, items, analyzer, lexicon_profiles):
+    """(the annotator's profiles of the traces it labelled, their groups, annotation.json)."""
+    from reasondistill.traces.style.annotate import ANNOTATIONS_FILE, LLMAnnotator
+    from reasondistill.traces.style.summary import group_of, summarize
+
+    extras = [{**it.meta, "group": group_of(it.correct)} for it in items]
+    llm = LLMAnnotator(cfg, ctx, ctx.out_dir / ANNOTATIONS_FILE, analyzer.count_tokens)
+    labelled, info = llm.profile_all([it.text for it in items], extras)
+    pairs = [(a, b) for a, b in zip(labelled, lexicon_profiles, strict=True) if a is not None]
+    if not pairs:
+        raise ReasonDistillError(
+            f"style_analyze {ctx.name!r}: the annotator's replies to all {len(items)} traces failed to parse "
+            f"(see {ANNOTATIONS_FILE}); a model that follows the reply format is needed"
+        )
+    kept = [a for a, _ in pairs]
+    # How far the two detectors agree, on the traces both profiled: the paper's verdict and the types.
+    info["agree_3of4"] = sum((a.distinct_pivot_types >= 3) == (b.distinct_pivot_types >= 3) for a, b in pairs) / len(pairs)
+    info["distinct_types_mean_abs_diff"] = sum(abs(a.distinct_pivot_types - b.distinct_pivot_types) for a, b in pairs) / len(pairs)
+    return kept, summarize(kept, [p.extra["group"] for p in kept]), info
 
 
 def load_items(cfg: StyleAnalyzeConfig, ctx: StageContext):

@@ -39,6 +39,10 @@ class Teacher:
     """Base of teacher kinds. Subclasses set `Config` and implement `generate`."""
 
     Config: ClassVar[type[TeacherConfig]]
+    # True for a language model that answers any prompt (hf, openai); False for the procedural
+    # teachers, which only answer their task's questions. Uses that send other prompts (the style
+    # annotator) need one that is.
+    any_prompt: ClassVar[bool] = False
 
     def __init__(self, cfg: TeacherConfig, ctx: StageContext | None = None) -> None:
         self.cfg, self.ctx = cfg, ctx

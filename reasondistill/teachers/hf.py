@@ -43,6 +43,7 @@ def batch_seed(seed: int, first_index: int) -> int:
 
 class HFTeacher(Teacher):
     Config = HFConfig
+    any_prompt = True
 
     def __init__(self, cfg: HFConfig, ctx: StageContext | None = None, model=None, tokenizer=None) -> None:
         super().__init__(cfg, ctx)

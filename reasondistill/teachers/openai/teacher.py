@@ -45,6 +45,7 @@ USAGE_FILE = "openai_usage.json"  # the stage's request / token / cost summary, 
 
 class OpenAITeacher(Teacher):
     Config = OpenAIConfig
+    any_prompt = True
 
     def __init__(self, cfg: OpenAIConfig, ctx: StageContext | None = None, transport=None) -> None:
         super().__init__(cfg, ctx)
