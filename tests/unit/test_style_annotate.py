@@ -50,7 +50,7 @@ def test_parse_labels_exact_and_tolerant():
         UnitLabel("verification", frozenset({"verification"})),
         UnitLabel("synthesis", frozenset({"integration"})),
     ]
-    assert parse_labels("3 | F | none\n4 | S | integration", 3, 2) == [
+    assert parse_labels("Sentence 3: F | none\n- 4 | S | integration", 3, 2) == [
         UnitLabel("framing", frozenset()),
         UnitLabel("synthesis", frozenset({"integration"})),
     ]

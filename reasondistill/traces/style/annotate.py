@@ -10,7 +10,7 @@ summary, chart and report reads both (`style_analyze` with `annotator:`).
 The prompt (`annotation_prompt`) defines the four pivot types and the four phases with the
 paper's example markers, lists the numbered units, and asks for one line per unit:
 `<n> | <phase> | <pivot types, or none>`. `parse_labels` accepts `:`, `;`, `,` or `|` between
-the fields and a phase's first letter (F/E/V/S).
+the fields, markdown bold, a "Sentence 3:" prefix and a phase's first letter (F/E/V/S).
 
 Where it departs from the lexicon detector, by design:
 - a pivot type counts once per unit the annotator gives it (the lexicon counts every marker,
@@ -62,7 +62,10 @@ Reply with exactly one line per sentence, {first} to {last}, in this form and no
 """
 
 _PHASE = {p: p for p in PHASES} | {p[0]: p for p in PHASES}  # full names and F / E / V / S
-_LINE = re.compile(r"^\W*(\d+)\W*?[:;,|.)\]-]\s*\**\s*([A-Za-z]+)\**\s*(?:[;,|:-]\s*(.*))?$")
+_LINE = re.compile(
+    r"^\W*(?:(?:sentence|unit|line)\s*)?(\d+)\W*?[:;,|.)\]-]\s*\**\s*([A-Za-z]+)\**\s*(?:[;,|:-]\s*(.*))?$",
+    re.IGNORECASE,
+)
 
 
 class AnnotatorConfig(StrictModel):
