@@ -37,6 +37,7 @@ def test_prompt_numbers_every_unit_and_names_the_window():
 def test_parse_labels_exact_and_tolerant():
     reply = "\n".join([
         "Here are the labels:",
+        "1. So the question is 2+3.",  # an echo of the sentence: no known phase, ignored
         "1 | framing | none",
         "2: exploration; realization, exploration",
         "**3.** V | verification",

@@ -16,7 +16,7 @@ Where it departs from the lexicon detector, by design:
 - a pivot type counts once per unit the annotator gives it (the lexicon counts every marker,
   so two "wait"s in one sentence are 2 there and 1 here);
 - the phase of each unit is the annotator's judgement, not phases.py's rules.
-A reply that leaves a unit unlabelled or gives it an unknown phase is not guessed at: that
+A reply that leaves a unit without a line naming a known phase is not guessed at: that
 trace gets no profile and is counted as unparsed (`annotation` in the stage's summary). A
 trace longer than `max_units` units is labelled in windows of `max_units`, one call each,
 numbered as in the whole trace.
@@ -108,16 +108,17 @@ def annotation_prompt(unit_texts: list[str], first: int, total: int) -> str:
 
 
 def parse_labels(reply: str, first: int, count: int) -> list[UnitLabel] | None:
-    """The labels of units first .. first + count - 1 in `reply`, or None when any is missing or
-    has an unknown phase. A unit labelled twice keeps its first label; other lines are ignored."""
-    found: dict[int, UnitLabel | None] = {}
+    """The labels of units first .. first + count - 1 in `reply`, or None when any unit has no
+    line with a known phase. A unit's first such line counts; other lines (an echo of the
+    sentence, "5. Now 15+8=23.", has no known phase) are ignored."""
+    found: dict[int, UnitLabel] = {}
     for line in reply.splitlines():
         m = _LINE.match(line.strip())
-        if m is None or not first <= int(m.group(1)) < first + count or int(m.group(1)) in found:
+        phase = _PHASE.get(m.group(2).lower()) if m else None
+        if phase is None or not first <= int(m.group(1)) < first + count or int(m.group(1)) in found:
             continue
-        phase = _PHASE.get(m.group(2).lower())
         words = set(re.findall(r"[a-z]+", (m.group(3) or "").lower()))
-        found[int(m.group(1))] = None if phase is None else UnitLabel(phase, frozenset(words & set(PIVOT_TYPES)))
+        found[int(m.group(1))] = UnitLabel(phase, frozenset(words & set(PIVOT_TYPES)))
     labels = [found.get(i) for i in range(first, first + count)]
     return None if any(label is None for label in labels) else labels  # type: ignore[return-value]
 
