@@ -59,11 +59,12 @@ class KeepLayers(StrictModel):
                 raise ValueError("`offset` goes with `every`, not with `layers`")
         return self
 
-    def indices(self, n: int) -> list[int]:
-        """The kept indices of an `n`-layer model, ascending; ReasonDistillError when they do not fit."""
+    def indices(self, n: int, field: str = "keep_layers") -> list[int]:
+        """The selected indices of an `n`-layer model, ascending; ReasonDistillError naming the
+        recipe `field` that holds this spec when they do not fit."""
         keep = sorted(self.layers) if self.layers is not None else list(range(self.offset, n, self.every))
         if not keep or keep[-1] >= n:
-            raise ReasonDistillError(f"keep_layers {self.describe()} does not fit a model with {n} layers")
+            raise ReasonDistillError(f"{field} {self.describe()} does not fit a model with {n} layers")
         return keep
 
     def describe(self) -> str:

@@ -35,7 +35,6 @@ from pydantic import Field, model_validator
 
 from reasondistill.artifacts import METRICS_FILE, Artifact
 from reasondistill.config import ExampleSource, ModelSource
-from reasondistill.errors import ReasonDistillError
 from reasondistill.models.prune import KeepLayers
 from reasondistill.stages.base import STAGES, Stage, StageConfig, StageContext
 from reasondistill.traces.templates import (
@@ -124,13 +123,7 @@ def _measured_layers(cfg: LayersConfig, layers: list[int]) -> list[int]:
     """The layers whose importance is measured: all, or those `importance_layers` picks."""
     if cfg.importance_layers is None:
         return layers
-    try:
-        picked = cfg.importance_layers.indices(len(layers))
-    except ReasonDistillError:
-        raise ReasonDistillError(
-            f"importance_layers {cfg.importance_layers.describe()} does not fit a model with {len(layers)} layers"
-        ) from None
-    return [layers[i] for i in picked]
+    return [layers[i] for i in cfg.importance_layers.indices(len(layers), "importance_layers")]
 
 
 def _importance(cfg: LayersConfig, ctx: StageContext, path_t, path_0, layers: list[int]) -> dict:
